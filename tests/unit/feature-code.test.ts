@@ -1,0 +1,40 @@
+import t from 'tap';
+import { FeatureCodeCollector } from '../../src/domain/feature-code.js';
+
+t.test('*1 then a pause is the home region', async (t) => {
+  const c = new FeatureCodeCollector('*1');
+  t.same(c.push('*'), { kind: 'pending' });
+  t.same(c.push('1'), { kind: 'pending' });
+  t.same(c.timeout(), { kind: 'conference', regionCode: null });
+  t.notOk(c.collecting);
+});
+
+t.test('*1NN# names a region at once', async (t) => {
+  const c = new FeatureCodeCollector('*1');
+  for (const d of '*104') t.same(c.push(d), { kind: 'pending' });
+  t.same(c.push('#'), { kind: 'conference', regionCode: '04' });
+  t.same(c.push('*'), { kind: 'pending' }, 'collector reset');
+});
+
+t.test('*1# is the home region without waiting', async (t) => {
+  const c = new FeatureCodeCollector('*1');
+  c.push('*');
+  c.push('1');
+  t.same(c.push('#'), { kind: 'conference', regionCode: null });
+});
+
+t.test('other digits are not feature codes', async (t) => {
+  const c = new FeatureCodeCollector('*1');
+  t.same(c.push('5'), { kind: 'none' });
+  c.push('*');
+  t.same(c.push('7'), { kind: 'invalid', digits: '*7' });
+  c.push('*');
+  c.push('1');
+  c.push('0');
+  t.same(c.timeout(), { kind: 'invalid', digits: '*10' }, 'partial region number times out');
+  c.push('*');
+  c.push('1');
+  c.push('1');
+  c.push('2');
+  t.same(c.push('3'), { kind: 'invalid', digits: '*1123' });
+});
