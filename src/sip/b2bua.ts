@@ -3,7 +3,7 @@
 // of the core. Each leg is its own dialog with its own timers; in-dialog requests are relayed.
 import type { Peer, SipRequest, SipResponse } from './message.js';
 import { Headers, response, REASONS } from './message.js';
-import { parseNameAddr, parseUri, newTag, optionTags } from './grammar.js';
+import { parseNameAddr, parseUri, newTag, optionTags, tagOf, parseCSeq } from './grammar.js';
 import type { SipEndpoint, TransactionUser } from './endpoint.js';
 import { ALLOWED_METHODS, SUPPORTED } from './endpoint.js';
 import type { ServerTransaction, Timers } from './transactions.js';
@@ -180,25 +180,28 @@ export class B2bua implements TransactionUser {
   }
 
   onStray2xx(res: SipResponse, src: Peer): void {
-    // A 2xx to an INVITE of ours whose transaction is gone: ACK and hang up (RFC 3261 13.2.2.4).
+    // A 2xx to an INVITE whose transaction is gone. Only our own legs' Call-IDs are ours to
+    // answer; anything else is a stray response and is dropped (RFC 4475 3.1.1.12).
     const callId = res.headers.get('call-id') ?? '';
-    if (this.byCallId.has(callId)) {
-      // Retransmitted 2xx of a live leg: re-ACK through the dialog.
-      const ref = this.byCallId.get(callId)!;
-      const d = ref.leg.dialog;
-      if (d) this.ep.sendAck(d.createRequest('ACK'), d.nextHop());
+    const ref = this.byCallId.get(callId);
+    if (!ref) return;
+    const d = ref.leg.dialog;
+    if (d && !ref.leg.ended && d.remoteTag === tagOf(res.headers.get('to') ?? '')) {
+      const seq = parseCSeq(res.headers.get('cseq') ?? '')?.seq ?? d.localSeq;
+      this.ep.sendAck(d.createRequest('ACK', { cseq: seq }), d.nextHop());
       return;
     }
-    this.log.debug({ callId, status: res.status }, 'stray 2xx: ACK and BYE');
+    // A late or forked 2xx for a leg we gave up on: ACK it, then hang it up (RFC 3261 13.2.2.4).
+    this.log.debug({ callId, status: res.status }, 'late 2xx: ACK and BYE');
     const h = res.headers;
     const fake: SipRequest = {
       kind: 'request', method: 'INVITE', uri: parseNameAddr(h.get('to') ?? '')?.uri ?? 'sip:unknown', version: 'SIP/2.0',
       headers: new Headers([['From', h.get('from') ?? ''], ['To', h.get('to') ?? ''], ['Call-ID', callId], ['CSeq', h.get('cseq') ?? '1 INVITE'], ['Contact', `<sip:amk-bridge@${this.ep.sentBy(src.transport)}>`]]),
       body: Buffer.alloc(0),
     };
-    const d = Dialog.asUac(fake, res, src, fake.headers.get('contact')!);
-    this.ep.sendAck(d.createRequest('ACK'), d.nextHop());
-    this.ep.sendRequest(d.createRequest('BYE'), d.nextHop(), { onFinal: () => {} });
+    const late = Dialog.asUac(fake, res, src, fake.headers.get('contact')!);
+    this.ep.sendAck(late.createRequest('ACK'), late.nextHop());
+    this.ep.sendRequest(late.createRequest('BYE'), late.nextHop(), { onFinal: () => {} });
   }
 
   // -------------------------------------------------------------------------------------------

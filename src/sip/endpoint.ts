@@ -76,11 +76,13 @@ export class SipEndpoint {
     const via = top ? parseVia(top) : null;
     if (!via) return null;
     const sentBy = `${via.host}:${via.port ?? ''}`;
-    if (via.branch && via.branch.startsWith('z9hG4bK') && via.branch.length > 7) return `${via.branch}|${sentBy}|${method}`;
+    // RFC 3261 17.2.3 matches on branch + sent-by + method. Call-ID and CSeq number are added
+    // so a peer that reuses a branch for a new request is not mistaken for a retransmission.
+    const seq = parseCSeq(req.headers.get('cseq') ?? '')?.seq;
+    if (via.branch && via.branch.startsWith('z9hG4bK') && via.branch.length > 7) return `${via.branch}|${sentBy}|${method}|${req.headers.get('call-id')}|${seq}`;
     // RFC 2543 peers: no usable branch, so match on the dialog-ish identifiers (RFC 3261 17.2.3).
-    const cseq = parseCSeq(req.headers.get('cseq') ?? '');
     const fromTag = tagOf(req.headers.get('from') ?? '') ?? '';
-    return `2543|${req.headers.get('call-id')}|${cseq?.seq}|${fromTag}|${top}|${method}`;
+    return `2543|${req.headers.get('call-id')}|${seq}|${fromTag}|${top}|${method}`;
   }
 
   private onRequest(req: SipRequest, src: Peer): void {
