@@ -1,0 +1,87 @@
+// 112 calls through the B2BUA between SIPp peers: a trunk (citizen) and the call-taker platform.
+import t from 'tap';
+import { startSipp, runSipp, describeSipp } from '../helpers/sipp.js';
+import { startTestBridge, waitFor } from '../helpers/bridge.js';
+
+async function setup(t: Tap.Test, calltaker: string, keys: Record<string, string | number> = {}, opts: { transport?: 'u1' | 't1' } = {}) {
+  const ct = startSipp(t, { scenario: calltaker, keys, transport: opts.transport });
+  await ct.ready;
+  const tp = opts.transport === 't1' ? ';transport=tcp' : '';
+  const { bridge } = await startTestBridge(t, { callTakerTarget: `sip:1001@127.0.0.1:${ct.port}${tp}` });
+  const events: string[] = [];
+  bridge.bus.on('call.answered', (e) => events.push(`answered:${e.desk}`));
+  bridge.bus.on('call.ended', (e) => events.push(`ended:${e.by}`));
+  return { ct, bridge, events };
+}
+
+t.test('a call flows trunk → bridge → call taker and the trunk hangs up', async (t) => {
+  const { ct, bridge, events } = await setup(t, 'calltaker-answer.xml');
+  const trunk = await runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}` });
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  const ctr = await ct.done;
+  t.equal(ctr.successful, 1, `call taker: ${describeSipp(ctr)}`);
+  await waitFor(() => bridge.b2bua.activeCalls === 0, 3000, 'call cleaned up');
+  t.same(events, ['answered:desk-1', 'ended:citizen'], 'desk identified from the answering leg');
+});
+
+t.test('emergency headers and the PIDF-LO part reach the call taker', async (t) => {
+  const { ct, bridge } = await setup(t, 'calltaker-checks-headers.xml');
+  const trunk = await runSipp(t, { scenario: 'trunk-call-multipart.xml', remote: `127.0.0.1:${bridge.port('udp')}` });
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  const ctr = await ct.done;
+  t.equal(ctr.successful, 1, `call taker checks: ${describeSipp(ctr)}`);
+});
+
+t.test('the call taker hangs up: BYE reaches the trunk', async (t) => {
+  const { ct, bridge, events } = await setup(t, 'calltaker-answer-bye.xml');
+  const trunk = await runSipp(t, { scenario: 'trunk-wait-bye.xml', remote: `127.0.0.1:${bridge.port('udp')}` });
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  t.equal((await ct.done).successful, 1);
+  await waitFor(() => events.includes('ended:calltaker'), 2000, 'end event');
+});
+
+t.test('the trunk cancels before answer: 487, and the call taker is cancelled', async (t) => {
+  const { ct, bridge } = await setup(t, 'calltaker-ring-forever.xml');
+  const trunk = await runSipp(t, { scenario: 'trunk-cancel.xml', remote: `127.0.0.1:${bridge.port('udp')}` });
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  const ctr = await ct.done;
+  t.equal(ctr.successful, 1, `call taker got CANCEL: ${describeSipp(ctr)}`);
+  await waitFor(() => bridge.b2bua.activeCalls === 0, 3000, 'call cleaned up');
+});
+
+t.test('re-INVITE from the trunk is relayed', async (t) => {
+  const { ct, bridge } = await setup(t, 'calltaker-answer.xml');
+  const trunk = await runSipp(t, { scenario: 'trunk-reinvite.xml', remote: `127.0.0.1:${bridge.port('udp')}` });
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  const ctr = await ct.done;
+  t.equal(ctr.successful, 1, `call taker: ${describeSipp(ctr)}`);
+  t.match(ctr.messages, /INVITE sip:[^\n]*SIP\/2\.0[\s\S]*INVITE sip:/, 'the call taker saw a second INVITE');
+});
+
+t.test('re-INVITE from the call taker is relayed', async (t) => {
+  const { ct, bridge } = await setup(t, 'calltaker-reinvite.xml');
+  // Both peers wait for a BYE after the re-INVITE: the bridge ends the call (as on shutdown).
+  const trunkP = runSipp(t, { scenario: 'trunk-wait-bye.xml', remote: `127.0.0.1:${bridge.port('udp')}` });
+  setTimeout(() => bridge.b2bua.hangupAll('test over'), 1500);
+  const trunk = await trunkP;
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  const ctr = await ct.done;
+  t.equal(ctr.successful, 1, `call taker: ${describeSipp(ctr)}`);
+  t.match(trunk.messages, /INVITE sip:[\s\S]*INVITE sip:/, 'the trunk received the relayed re-INVITE');
+});
+
+t.test('calls over TCP', async (t) => {
+  const { ct, bridge } = await setup(t, 'calltaker-answer.xml', {}, { transport: 't1' });
+  const trunk = await runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('tcp')}`, transport: 't1' });
+  t.equal(trunk.successful, 1, `trunk: ${describeSipp(trunk)}`);
+  t.equal((await ct.done).successful, 1);
+});
+
+t.test('retransmissions under 10 % loss on both sides', async (t) => {
+  const ct = startSipp(t, { scenario: 'calltaker-answer.xml', calls: 10, lost: 10, timeoutS: 60 });
+  await ct.ready;
+  const { bridge } = await startTestBridge(t, { callTakerTarget: `sip:1001@127.0.0.1:${ct.port}`, sip: { timers: { t1Ms: 100 } } });
+  const trunk = await runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, calls: 10, rate: 5, lost: 10, timeoutS: 60 });
+  t.equal(trunk.successful, 10, `trunk: ${describeSipp(trunk)}`);
+  t.ok(bridge.endpoint.counters.retransmissionsAbsorbed >= 0);
+});
