@@ -191,7 +191,11 @@ export class ConferenceService {
     for (const v of callInfo) h.push(['Call-Info', v]);
     if (!has('emergency-IncidentId')) h.push(['Call-Info', `<urn:emergency:uid:incidentid:${randomUUID().replace(/-/g, '')}:${this.opts.node}>;purpose=emergency-IncidentId`]);
     if (!has('emergency-CallId')) h.push(['Call-Info', `<urn:emergency:uid:callid:${randomUUID().replace(/-/g, '')}:${this.opts.node}>;purpose=emergency-CallId`]);
-    for (const v of f.header('p-asserted-identity')) h.push(['P-Asserted-Identity', v]);
+    const pai = f.header('p-asserted-identity');
+    for (const v of pai) h.push(['P-Asserted-Identity', v]);
+    // A trunk that sent no PAI: the PSAP asserts the identity it received in From.
+    const from = f.header('from')[0];
+    if (!pai.length && from && !/anonymous/i.test(from)) h.push(['P-Asserted-Identity', from.replace(/;\s*tag=[^;]*/i, '')]);
     for (const v of f.header('privacy')) h.push(['Privacy', v]);
     return h;
   }
