@@ -240,6 +240,7 @@ export class B2bua implements TransactionUser {
     const contact = `<sip:amk-bridge@${this.ep.sentBy(src.transport)}${src.transport === 'udp' ? '' : `;transport=${src.transport}`}>`;
     call.citizen.dialog = Dialog.asUas(req, src, localTag, contact);
     call.citizen.learnPeer(req);
+    call.citizen.noteRemoteSdp(req.body, req.headers.get('content-type'));
 
     // Session timer on the citizen's leg (we are its UAS).
     const st = this.opts.sessionTimer;
@@ -327,6 +328,8 @@ export class B2bua implements TransactionUser {
     if (call.reliable) call.reliable.sendFinal(ok);
     else call.tx.respond(ok);
     call.citizen.lastBody = res.body.length ? { body: res.body, contentType: res.headers.get('content-type') } : null;
+    call.calltaker.lastBody = call.invite.body.length ? { body: call.invite.body, contentType: call.invite.headers.get('content-type') } : null;
+    call.calltaker.noteRemoteSdp(res.body, res.headers.get('content-type'));
     call.tx.onAck = (ack) => {
       if (call.out?.deferAck) call.out.ack(ack.body, ack.headers.get('content-type'));
     };
@@ -484,6 +487,10 @@ export class B2bua implements TransactionUser {
       leg.timer?.reset(asked?.seconds, asked ? asked.refresher === 'uas' : leg.timer.weRefresh);
     };
     if (!other || !other.dialog) return answerLocally();
+    // A session refresh (no SDP, or the same SDP version again) changes nothing on the other
+    // leg: answer it here. Each leg keeps its own session timer (RFC 4028 in a B2BUA).
+    const ct = req.headers.get('content-type');
+    if (!leg.noteRemoteSdp(req.body, ct) && (req.body.length || req.method === 'UPDATE')) return answerLocally();
 
     const headers: [string, string][] = passThrough(req.headers, ['P-Asserted-Identity', 'Privacy', 'Geolocation', 'Geolocation-Routing', 'Call-Info']);
     const otherInterval = other.timer?.intervalS;
@@ -510,6 +517,7 @@ export class B2bua implements TransactionUser {
             leg.timer?.reset(secs, refresher === 'uas');
           }
           if (res.body.length) leg.lastBody = { body: res.body, contentType: res.headers.get('content-type') };
+          other.noteRemoteSdp(res.body, res.headers.get('content-type'));
           if (req.body.length) other.lastBody = { body: req.body, contentType: req.headers.get('content-type') };
         }
         const status = res.status === 408 && !ok ? 408 : res.status;
