@@ -107,6 +107,8 @@ export class ServerTransaction extends Transaction {
     h.append('To', to);
     h.append('Call-ID', req.get('call-id') ?? '');
     h.append('CSeq', req.get('cseq') ?? '');
+    // Dialog-forming responses carry the request's Record-Route (RFC 3261 12.1.1).
+    if (this.isInvite && status > 100 && status < 300) for (const rr of req.getRaw('record-route')) h.append('Record-Route', rr);
     return response(status, reason ?? REASONS[status] ?? 'Unknown', h, EMPTY);
   }
 
