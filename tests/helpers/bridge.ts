@@ -8,10 +8,10 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {}): Promise<{ bridge: Bridge; config: Config }> {
+export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {}, start: { dnsServers?: string[] } = {}): Promise<{ bridge: Bridge; config: Config }> {
   const config = testConfig(opts);
   const logger = createLogger({ level: config.log.level, pretty: false, destination: process.stderr });
-  const bridge = await startBridge(config, { logger });
+  const bridge = await startBridge(config, { logger, dnsServers: start.dnsServers });
   t.teardown(() => bridge.stop());
   return { bridge, config };
 }
