@@ -89,7 +89,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   bus.on('target.health', (e) => (e.up ? log.info(e, 'target up') : log.warn(e, 'target down')));
 
   const listeners = transport.bound;
-  log.info({ listeners, node: config.node, version: VERSION }, 'amk-bridge listening');
+  log.info({ listeners, version: VERSION }, 'amk-bridge listening');
 
   return {
     bus, listeners, b2bua, conference, transport, endpoint,
