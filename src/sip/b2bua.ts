@@ -105,7 +105,15 @@ export class Call {
 
 type LegRef = { call: Call; leg: Leg; region?: RegionLegState };
 
+export interface B2buaCounters {
+  callsStarted: number;
+  callsAnswered: number;
+  /** INVITEs refused, by reason (source not allowed, draining, too many hops…). */
+  rejected: Record<string, number>;
+}
+
 export class B2bua implements TransactionUser {
+  readonly counters: B2buaCounters = { callsStarted: 0, callsAnswered: 0, rejected: {} };
   private readonly calls = new Map<string, Call>();
   /** Every leg's Call-ID → its call and leg, for in-dialog requests. */
   private readonly byCallId = new Map<string, LegRef>();
@@ -214,6 +222,7 @@ export class B2bua implements TransactionUser {
 
   private reject(tx: ServerTransaction, status: number, reason: string, headers: [string, string][] = []): void {
     this.ep.reply(tx, status, { headers });
+    this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1;
     this.bus.emit('call.rejected', { source: `${tx.source.address}:${tx.source.port}`, status, reason });
   }
 
@@ -259,6 +268,7 @@ export class B2bua implements TransactionUser {
     tx.onCancel = () => this.citizenCancelled(call);
     tx.onAckTimeout = () => this.endCall(call, 'no ACK from the citizen leg', 'timeout');
 
+    this.counters.callsStarted++;
     const facts = callFacts(req, trunk, src);
     this.bus.emit('call.started', { callId, facts, at: Date.now() });
     this.dialCallTaker(call);
@@ -335,6 +345,7 @@ export class B2bua implements TransactionUser {
     };
     const { desk, user } = this.deskOf(res);
     call.desk = desk;
+    this.counters.callsAnswered++;
     this.bus.emit('call.answered', { callId: call.id, desk, user, at: Date.now() });
   }
 

@@ -376,7 +376,8 @@ export interface SippMessage {
 export function parseMessages(log: string): SippMessage[] {
   const out: SippMessage[] = [];
   const buf = Buffer.from(log, 'utf8');
-  const head = /^-{20,} (.+)\n(\w+) message (sent|received) (?:\((\d+) bytes\)|\[(\d+)\] bytes) ?:\n\n/gm;
+  // Not anchored at a line start: SIPp glues its "... lost (recv)." notes to the next separator.
+  const head = /-{20,} (.+)\n(\w+) message (sent|received) (?:\((\d+) bytes\)|\[(\d+)\] bytes) ?:\n\n/g;
   for (let m = head.exec(log); m; m = head.exec(log)) {
     const bytes = Number(m[4] ?? m[5]);
     const start = Buffer.byteLength(log.slice(0, m.index + m[0].length), 'utf8');
@@ -388,6 +389,11 @@ export function parseMessages(log: string): SippMessage[] {
     });
   }
   return out;
+}
+
+/** How many messages SIPp dropped on purpose (-lost), sending or receiving, per a -trace_msg log. */
+export function countLost(log: string): number {
+  return (log.match(/message (?:\(retrans\) )?(?:voluntary )?lost \((?:recv|while sending)\)/g) ?? []).length;
 }
 
 /** Values of every `name:` header line of a message (name case-insensitive; no compact forms). */

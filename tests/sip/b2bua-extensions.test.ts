@@ -43,7 +43,8 @@ t.test('INVITE from a source outside the trunk and platform networks: 403', asyn
   const trunk = await runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, timeoutS: 5 });
   t.equal(trunk.successful, 0);
   t.match(trunk.messages, /SIP\/2\.0 403/, 'the caller got 403');
-  t.same(rejected, [403], 'counted as a rejected call');
+  t.same(rejected, [403], 'reported as a rejected call');
+  t.same(bridge.b2bua.counters.rejected, { 'source not allowed': 1 }, 'and counted');
 });
 
 t.test('OPTIONS gets 200 with Allow; in-dialog requests for unknown dialogs get 481; REGISTER 405', async (t) => {

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import {
-  startSipp, runSipp, describeSipp, parseMessages, headerValues, messageBody, parseErrorLog,
+  startSipp, runSipp, describeSipp, parseMessages, headerValues, messageBody, parseErrorLog, countLost,
   SCENARIO_DIR, type SippOptions, type SippResult, type Teardownable,
 } from '../helpers/sipp.js';
 import { freePort, freePortSync } from '../helpers/ports.js';
@@ -306,4 +306,5 @@ t.test('trunk-call with 10 % loss <-> calltaker-answer: retransmissions recover'
     r = await attempt();
   }
   allOk(t, r, 2);
+  t.comment(`messages dropped by the trunk: ${countLost(r.uac.messages)}`);
 });
