@@ -9,6 +9,7 @@ import { TargetProber, type ProbeTarget } from './sip/prober.js';
 import { EventBus } from './core/events.js';
 import { ConferenceService, type ConferenceOptions } from './core/conference.js';
 import { VERSION } from './version.js';
+import { MediaAdapter, type MediaSettings } from './media/media-adapter.js';
 
 export interface Bridge {
   readonly bus: EventBus;
@@ -20,6 +21,7 @@ export interface Bridge {
   readonly prober: TargetProber;
   readonly transport: SipTransport;
   readonly endpoint: SipEndpoint;
+  readonly media: MediaAdapter;
   /** Apply a new, already validated config to new calls. */
   reload(config: Config): void;
   stop(): Promise<void>;
@@ -44,6 +46,7 @@ function conferenceOptions(c: Config): ConferenceOptions {
     featureCode: c.conference.featureCode,
     interDigitMs: c.conference.interDigitMs,
     infoTrigger: c.conference.trigger.info,
+    rtpTrigger: c.conference.trigger.rtp,
   };
 }
 
@@ -72,9 +75,16 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   });
   const resolver = new SipResolver({ servers: opts.dnsServers });
   const bus = new EventBus();
+  let media: MediaAdapter;
+  try {
+    media = await MediaAdapter.start(mediaSettings(config), bus, log);
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
 
-  const b2bua = new B2bua(endpoint, resolver, bus, b2buaOptions(config, timers), log);
-  const conference = new ConferenceService(bus, b2bua, conferenceOptions(config), log);
+  const b2bua = new B2bua(endpoint, resolver, bus, b2buaOptions(config, timers), log, media);
+  const conference = new ConferenceService(bus, b2bua, media, conferenceOptions(config), log);
   b2bua.keepCitizenWhile = (callId) => conference.inProgress(callId);
 
   let prober = new TargetProber(endpoint, resolver, bus, probeTargets(config), config.probes);
@@ -92,7 +102,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   log.info({ listeners, version: VERSION }, 'amk-bridge listening');
 
   return {
-    bus, listeners, b2bua, conference, transport, endpoint,
+    bus, listeners, b2bua, conference, transport, endpoint, media,
     get prober() {
       return prober;
     },
@@ -105,6 +115,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       // Listeners and timers need a restart; routing, regions, desks and probes apply at once
       // to new calls, while calls in progress keep the policy they started with.
       b2bua.reconfigure(b2buaOptions(next, timers));
+      media.reconfigure(mediaSettings(next));
       conference.reconfigure(conferenceOptions(next));
       prober.stop();
       prober = new TargetProber(endpoint, resolver, bus, probeTargets(next), next.probes);
@@ -118,8 +129,13 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       await new Promise((r) => setTimeout(r, 50));
       endpoint.shutdown();
       await transport.close();
+      await media.stop();
     },
   };
+}
+
+function mediaSettings(c: Config): MediaSettings {
+  return { ...c.media };
 }
 
 function b2buaOptions(config: Config, timers: { t1: number; t2: number; t4: number; timeout: number }) {

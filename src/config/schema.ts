@@ -341,6 +341,7 @@ const conferenceSchema = z
     trigger: z
       .strictObject({
         info: z.boolean().default(true).describe('Accept the feature code as SIP INFO digits (application/dtmf-relay, application/dtmf) from the call taker.'),
+        rtp: z.boolean().default(true).describe("Accept the feature code as RFC 4733 telephone-events in the call taker's RTP."),
       })
       .prefault({})
       .describe('How the call taker can start a conference-in.'),
@@ -354,6 +355,29 @@ const conferenceSchema = z
       .describe('Milliseconds to wait for the next feature-code digit; after the code alone, the home region is used when it runs out.'),
   })
   .describe('Conference-in of the region.');
+
+const mediaSchema = z
+  .strictObject({
+    address: ipAddress().default('127.0.0.1').describe('Local IP address the RTP sockets bind to.'),
+    publicAddress: ipAddress()
+      .nullable()
+      .default(null)
+      .describe('Address written into our SDP (c=) when peers must reach RTP through another address; null: media.address.'),
+    portMin: int(1024, 65534).default(20000).describe('First RTP port of the range (even ports for RTP, RTCP on port + 1).'),
+    portMax: int(1026, 65535).default(30000).describe('End of the RTP port range (exclusive). A call uses one pair per leg: 2 to 3 pairs.'),
+    codecs: z
+      .array(z.enum(['PCMU', 'PCMA']))
+      .min(1)
+      .prefault(['PCMU', 'PCMA'])
+      .describe('G.711 laws we accept and offer, in our order of preference (answers follow the offerer\'s order).'),
+    latchNetworks: z
+      .array(cidr())
+      .prefault([])
+      .describe('Networks RTP may also come from besides the address in the SDP (NAT, SBC pools); anything else is dropped.'),
+    jitterDelayMs: int(0, 200).default(40).describe('Playout delay of the jitter buffer per input, in milliseconds.'),
+    rtpTimeoutS: int(0, 3600).default(30).describe('Report a leg whose RTP stopped for this many seconds; 0: never.'),
+  })
+  .describe('Anchored RTP: every leg of a call sends its audio to the bridge, which mixes it.');
 
 // ---------------------------------------------------------------------------------------------
 // Root
@@ -380,6 +404,7 @@ const rootShape = z.strictObject({
   routing: routingSchema.prefault({}),
   probes: probesSchema.prefault({}),
   conference: conferenceSchema.prefault({}),
+  media: mediaSchema.prefault({}),
 });
 
 type Path = (string | number)[];
@@ -443,6 +468,13 @@ export function crossFieldIssues(value: unknown): Issue[] {
       else userOwner.set(u, showPath(['desks', i, 'users', j]));
     });
   });
+
+  if (isRecord(value.media)) {
+    const lo = num(value.media.portMin);
+    const hi = num(value.media.portMax);
+    // Three legs per call at most: a range of fewer than 4 pairs cannot carry one conference.
+    if (lo !== undefined && hi !== undefined && hi - lo < 8) out.push({ path: ['media', 'portMax'], message: `must be at least 8 above media.portMin (${lo}): each leg takes an RTP/RTCP pair` });
+  }
 
   if (isRecord(value.routing)) {
     const routing = value.routing;

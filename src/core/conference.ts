@@ -8,6 +8,12 @@ import { Router, type Routing } from '../domain/routing.js';
 import { FeatureCodeCollector } from '../domain/feature-code.js';
 import type { DialOutEvents, DialOutOptions, RegionLeg } from '../sip/b2bua.js';
 import type { Credentials } from '../sip/digest.js';
+import type { ToneName } from '../media/types.js';
+
+/** Private tones to the call taker (the media adapter implements it). */
+export interface ToneControl {
+  tone(callId: string, tone: ToneName | null): void;
+}
 
 /** What the core needs from the SIP adapter. */
 export interface Dialer {
@@ -33,6 +39,7 @@ export interface ConferenceOptions {
   featureCode: string;
   interDigitMs: number;
   infoTrigger: boolean;
+  rtpTrigger: boolean;
 }
 
 export interface Log {
@@ -68,13 +75,16 @@ export class ConferenceService {
   constructor(
     private readonly bus: EventBus,
     private readonly dialer: Dialer,
+    private readonly tones: ToneControl,
     opts: ConferenceOptions,
     private readonly log: Log,
   ) {
     this.opts = opts;
     this.router = new Router(opts.routing);
     bus.on('call.started', (e) => this.onCallStarted(e.callId, e.facts));
-    bus.on('call.digit', (e) => this.onDigit(e.callId, e.digit));
+    bus.on('call.digit', (e) => {
+      if (e.via === 'info' ? this.opts.infoTrigger : this.opts.rtpTrigger) this.onDigit(e.callId, e.digit);
+    });
     bus.on('call.ended', (e) => this.onCallEnded(e.callId));
   }
 
@@ -99,7 +109,7 @@ export class ConferenceService {
 
   private onDigit(callId: string, digit: string): void {
     const st = this.calls.get(callId);
-    if (!st || !this.opts.infoTrigger) return;
+    if (!st) return;
     if (st.digitTimer) clearTimeout(st.digitTimer);
     st.digitTimer = null;
     const r = st.collector.push(digit);
@@ -138,6 +148,7 @@ export class ConferenceService {
 
   private refuse(callId: string, reason: string): ConferenceResult {
     this.bus.emit('conference.refused', { callId, reason });
+    this.tones.tone(callId, 'refused');
     return { ok: false, error: reason };
   }
 
@@ -160,11 +171,14 @@ export class ConferenceService {
         if (run.ringTimer) clearTimeout(run.ringTimer);
         // A 200 that crossed our CANCEL is contact: no later attempt started, no message committed.
         run.outcome = 'contact';
+        leg?.join();
+        this.tones.tone(callId, 'connected');
         emit('answered', { crossedCancel: crossed });
       },
       failed: (status, reason, info) => {
         if (run.ringTimer) clearTimeout(run.ringTimer);
         if (run.outcome === 'pending') run.outcome = 'no-contact';
+        this.tones.tone(callId, status === 486 || status === 600 ? 'busy' : 'message-failed');
         emit(info.cancelled ? 'cancelled' : 'failed', { status, reason });
         this.dialer.release(callId);
       },
@@ -175,6 +189,7 @@ export class ConferenceService {
       return;
     }
     run.leg = leg;
+    this.tones.tone(callId, 'ringing');
     emit('started');
     run.ringTimer = setTimeout(() => {
       run.ringTimer = null;

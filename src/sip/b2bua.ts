@@ -18,8 +18,9 @@ import { SourceAcl } from './acl.js';
 import { passThrough } from './passthrough.js';
 import { infoDigit, isDtmfInfo } from './info-digits.js';
 import { buildMultipart, nonSdpParts } from './multipart.js';
-import { placeholderSdp } from './sdp.js';
 import type { EventBus, CallFacts } from '../core/events.js';
+import { CALLTAKER, CITIZEN, MediaUnavailableError, type CallMediaPort, type MediaPort } from '../core/media-port.js';
+import { sdpOf } from './multipart.js';
 
 export interface B2buaOptions {
   callTakerTarget: string;
@@ -45,6 +46,8 @@ const SDP = 'application/sdp';
 /** An outbound leg to a region, as the core sees it. */
 export interface RegionLeg {
   readonly attemptId: string;
+  /** Mix the answered region into the call. */
+  join(): void;
   cancel(reason?: string): void;
   hangup(): void;
   readonly answered: boolean;
@@ -69,7 +72,7 @@ export interface DialOutEvents {
 
 interface RegionLegState {
   leg: Leg;
-  out: OutboundInvite;
+  out?: OutboundInvite;
   events: DialOutEvents;
   handle: RegionLeg;
 }
@@ -82,6 +85,10 @@ export class Call {
   out: OutboundInvite | null = null;
   reliable: ReliableProvisionals | null = null;
   desk: string | null = null;
+  media!: CallMediaPort;
+  /** Our SDP for the citizen: the answer to its offer, or our offer when it sent none. */
+  citizenSdp: Buffer | null = null;
+  citizenLateOffer = false;
   /** The citizen's INVITE: its identity and location headers feed the region legs. */
   constructor(
     readonly id: string,
@@ -98,7 +105,7 @@ export class Call {
   }
 
   get regionPending(): boolean {
-    for (const r of this.regions.values()) if (!r.out.isDone) return true;
+    for (const r of this.regions.values()) if (!r.out || !r.out.isDone) if (!r.leg.ended) return true;
     return false;
   }
 }
@@ -129,6 +136,7 @@ export class B2bua implements TransactionUser {
     private readonly bus: EventBus,
     private opts: B2buaOptions,
     private readonly log: Log,
+    private readonly media: MediaPort,
   ) {
     this.trunkAcls = opts.trunks.map((t) => ({ id: t.id, acl: new SourceAcl(t.networks) }));
     this.callTakerAcl = new SourceAcl(opts.callTakerNetworks);
@@ -268,55 +276,99 @@ export class B2bua implements TransactionUser {
     tx.onCancel = () => this.citizenCancelled(call);
     tx.onAckTimeout = () => this.endCall(call, 'no ACK from the citizen leg', 'timeout');
 
+    try {
+      call.media = this.media.open(callId);
+    } catch (err) {
+      if (!(err instanceof MediaUnavailableError)) throw err;
+      this.calls.delete(callId);
+      this.byCallId.delete(callId);
+      this.log.warn({ callId, reason: err.message }, 'no media resources: 503');
+      return this.reject(tx, 503, 'no RTP ports', [['Retry-After', '5']]);
+    }
     this.counters.callsStarted++;
     const facts = callFacts(req, trunk, src);
     this.bus.emit('call.started', { callId, facts, at: Date.now() });
-    this.dialCallTaker(call);
+    void this.setupMedia(call).catch((err: Error) => {
+      this.log.warn({ callId, err: err.message }, 'media setup failed');
+      this.endCall(call, `media: ${err.message}`, 'bridge', 503);
+    });
   }
 
-  private dialCallTaker(call: Call): void {
+  /** Anchor the citizen's media (answer its offer, or prepare ours), then dial the call taker. */
+  private async setupMedia(call: Call): Promise<void> {
+    const req = call.invite;
+    const offer = sdpOf(req.body, req.headers.get('content-type'));
+    if (offer) {
+      const ans = await call.media.answer(CITIZEN, offer);
+      if (call.state !== 'setup') return;
+      if (!ans.ok) {
+        this.log.warn({ callId: call.id, reason: ans.reason }, 'citizen SDP not acceptable');
+        call.tx.respond(this.ep.decorate(withWarning(this.citizenResponse(call, ans.status, REASONS[ans.status] ?? 'Not Acceptable Here'), ans.reason)));
+        return this.finish(call, `SDP: ${ans.reason}`, 'bridge');
+      }
+      call.citizenSdp = ans.sdp;
+    } else {
+      // Late offer: our 200 carries the offer, the citizen's ACK the answer.
+      call.citizenLateOffer = true;
+      call.citizenSdp = await call.media.offer(CITIZEN);
+      if (call.state !== 'setup') return;
+    }
+    call.media.join(CITIZEN);
+    const ctOffer = await call.media.offer(CALLTAKER);
+    if (call.state !== 'setup') return;
+    call.media.join(CALLTAKER);
+    this.dialCallTaker(call, ctOffer);
+  }
+
+  private dialCallTaker(call: Call, sdp: Buffer): void {
     const req = call.invite;
     const from = stripTag(req.headers.get('from') ?? '<sip:anonymous@anonymous.invalid>');
     const headers = passThrough(req.headers);
+    // Our SDP in place of the citizen's; location and additional-data parts travel unchanged.
+    const { body, contentType } = bodyWithSdp(req, sdp);
     const out = new OutboundInvite(this.ep, this.resolver, {
       target: this.opts.callTakerTarget,
       from,
       headers,
-      body: req.body,
-      contentType: req.headers.get('content-type'),
+      body,
+      contentType,
       prack: this.opts.prack,
-      sessionTimer: this.opts.sessionTimer.enabled ? { expiresS: this.opts.sessionTimer.expiresS, minSeS: this.opts.sessionTimer.minSeS } : null,
+      sessionTimer: this.sessionTimerRequest(),
     }, {
       onProvisional: (res) => this.calltakerProvisional(call, res),
       onAnswer: (res, dialog, crossed) => this.calltakerAnswered(call, res, dialog, crossed),
       onFailure: (status, reason, info) => this.calltakerFailed(call, status, reason, info.cancelled),
     });
-    // Late offer (INVITE without SDP): the answer comes in the citizen's ACK, so hold ours.
-    out.deferAck = req.body.length === 0;
     call.out = out;
+    call.calltaker.lastBody = { body, contentType };
     this.byCallId.set(out.callId, { call, leg: call.calltaker });
     void out.start();
   }
 
+  /** Take the call taker's SDP (from an 18x or the 200) into its media leg. */
+  private acceptCalltakerSdp(call: Call, res: SipResponse): boolean {
+    const sdp = sdpOf(res.body, res.headers.get('content-type'));
+    if (!sdp) return false;
+    const r = call.media.accept(CALLTAKER, sdp);
+    if (!r.ok && r.reason !== 'no offer outstanding on this leg') this.log.warn({ callId: call.id, reason: r.reason }, 'call-taker SDP answer not usable');
+    return r.ok;
+  }
+
   private calltakerProvisional(call: Call, res: SipResponse): void {
     if (call.state !== 'setup') return;
+    // Early media from the platform (183 with SDP) reaches the citizen through the mixer.
+    const early = this.acceptCalltakerSdp(call, res) || (res.body.length > 0 && sdpOf(res.body, res.headers.get('content-type')) !== null);
     const r = this.citizenResponse(call, res.status, res.reason, res);
+    if (early && call.citizenSdp && !call.citizenLateOffer) setBody(r, call.citizenSdp, SDP);
     if (call.reliable && res.status !== 100) call.reliable.sendProvisional(r);
     else call.tx.respond(r);
   }
 
-  /** A response on the citizen's leg mirroring one from the call-taker leg. */
+  /** A response on the citizen's leg mirroring one from the call-taker leg (SDP is ours, added by the caller). */
   private citizenResponse(call: Call, status: number, reason: string, from?: SipResponse): SipResponse {
     const res = call.tx.makeResponse(status, reason, call.localTag);
     if (status > 100) res.headers.append('Contact', call.citizen.dialog!.contact);
-    if (from) {
-      for (const [n, v] of passThrough(from.headers, ['P-Asserted-Identity', 'Privacy'])) res.headers.append(n, v);
-      if (from.body.length) {
-        res.body = from.body;
-        const ct = from.headers.get('content-type');
-        if (ct) res.headers.append('Content-Type', ct);
-      }
-    }
+    if (from) for (const [n, v] of passThrough(from.headers, ['P-Asserted-Identity', 'Privacy'])) res.headers.append(n, v);
     return this.ep.decorate(res);
   }
 
@@ -325,23 +377,25 @@ export class B2bua implements TransactionUser {
     call.calltaker.learnPeer(res);
     if (call.state !== 'setup' || crossed) {
       // The citizen gave up while the call taker answered: the 2xx crossed our CANCEL.
-      if (call.out?.deferAck) call.out.ack();
       this.sendBye(call.calltaker, 'Q.850;cause=16;text="caller gave up"');
       return;
     }
     call.state = 'active';
+    this.acceptCalltakerSdp(call, res);
     this.startUacSessionTimer(call, call.calltaker, res);
     const ok = this.citizenResponse(call, 200, 'OK', res);
     ok.headers.append('Allow', ALLOW);
     ok.headers.append('Supported', SUPPORTED.join(', '));
+    if (call.citizenSdp) setBody(ok, call.citizenSdp, SDP);
     this.addUasSessionTimer(call, ok);
     if (call.reliable) call.reliable.sendFinal(ok);
     else call.tx.respond(ok);
-    call.citizen.lastBody = res.body.length ? { body: res.body, contentType: res.headers.get('content-type') } : null;
-    call.calltaker.lastBody = call.invite.body.length ? { body: call.invite.body, contentType: call.invite.headers.get('content-type') } : null;
-    call.calltaker.noteRemoteSdp(res.body, res.headers.get('content-type'));
+    call.citizen.lastBody = call.citizenSdp ? { body: call.citizenSdp, contentType: SDP } : null;
     call.tx.onAck = (ack) => {
-      if (call.out?.deferAck) call.out.ack(ack.body, ack.headers.get('content-type'));
+      if (!call.citizenLateOffer) return;
+      const sdp = sdpOf(ack.body, ack.headers.get('content-type'));
+      const r = sdp ? call.media.accept(CITIZEN, sdp) : { ok: false as const, reason: 'ACK without SDP answer' };
+      if (!r.ok) this.log.warn({ callId: call.id, reason: r.reason }, 'citizen late-offer answer not usable');
     };
     const { desk, user } = this.deskOf(res);
     call.desk = desk;
@@ -370,6 +424,11 @@ export class B2bua implements TransactionUser {
 
   // -------------------------------------------------------------------------------------------
   // Session timers
+
+  private sessionTimerRequest(): { expiresS: number; minSeS: number } | null {
+    const st = this.opts.sessionTimer;
+    return st.enabled ? { expiresS: st.expiresS, minSeS: st.minSeS } : null;
+  }
 
   private addUasSessionTimer(call: Call, ok: SipResponse): void {
     const st = this.opts.sessionTimer;
@@ -455,7 +514,11 @@ export class B2bua implements TransactionUser {
         return this.byeFrom(ref);
       case 'INVITE':
       case 'UPDATE':
-        return this.offerAnswer(ref, req, tx);
+        this.offerAnswer(ref, req, tx).catch((err: Error) => {
+          this.log.warn({ callId: call.id, err: err.message }, 're-INVITE handling failed');
+          if (!tx.finished) this.ep.reply(tx, 500);
+        });
+        return;
       case 'INFO':
         return this.info(ref, req, tx);
       case 'REFER':
@@ -477,11 +540,15 @@ export class B2bua implements TransactionUser {
     return null;
   }
 
-  /** re-INVITE or UPDATE: relay across the citizen/call-taker legs, 491 on glare. */
-  private offerAnswer(ref: LegRef, req: SipRequest, tx: ServerTransaction): void {
-    const { call, leg } = ref;
-    const other = this.otherOf(call, leg);
-    if (leg.busy || other?.busy) {
+  /**
+   * re-INVITE or UPDATE on the citizen's or the call taker's leg. Media is anchored, so the offer
+   * is answered on its own leg; the other leg is re-INVITEd only when the peer put the call on
+   * hold or took it off (a direction change), so the far end sees the hold. 491 on glare.
+   */
+  private async offerAnswer(ref: LegRef, req: SipRequest, tx: ServerTransaction): Promise<void> {
+    const { call, leg, region } = ref;
+    const legName = region ? region.handle.attemptId : leg === call.citizen ? CITIZEN : CALLTAKER;
+    if (leg.busy) {
       this.ep.reply(tx, 491, { toTag: leg.dialog!.localTag, headers: [['Retry-After', '1']] });
       return;
     }
@@ -489,71 +556,64 @@ export class B2bua implements TransactionUser {
     leg.dialog!.updateTarget(req);
     if (leg === call.calltaker) this.checkDeskChange(call, req, req.method === 'INVITE' ? 're-invite' : 'update');
     const asked = sessionExpiresOf(req);
-    const answerLocally = () => {
-      // Nobody to relay to (the other side left, or a region leg): answer with our last body.
-      const headers: [string, string][] = [['Contact', leg.dialog!.contact]];
-      if (asked) headers.push(['Session-Expires', `${asked.seconds};refresher=${asked.refresher ?? 'uac'}`]);
-      const body = req.method === 'INVITE' ? leg.lastBody : null;
-      this.ep.reply(tx, 200, { toTag: leg.dialog!.localTag, headers, body: body?.body, contentType: body?.contentType });
-      leg.timer?.reset(asked?.seconds, asked ? asked.refresher === 'uas' : leg.timer.weRefresh);
-    };
-    if (!other || !other.dialog) return answerLocally();
-    // A session refresh (no SDP, or the same SDP version again) changes nothing on the other
-    // leg: answer it here. Each leg keeps its own session timer (RFC 4028 in a B2BUA).
-    const ct = req.headers.get('content-type');
-    if (!leg.noteRemoteSdp(req.body, ct) && (req.body.length || req.method === 'UPDATE')) return answerLocally();
-
-    const headers: [string, string][] = passThrough(req.headers, ['P-Asserted-Identity', 'Privacy', 'Geolocation', 'Geolocation-Routing', 'Call-Info']);
-    const otherInterval = other.timer?.intervalS;
-    if (otherInterval) {
-      headers.push(['Session-Expires', `${otherInterval};refresher=${other.timer!.weRefresh ? 'uac' : 'uas'}`], ['Supported', 'timer']);
+    const headers: [string, string][] = [['Contact', leg.dialog!.contact]];
+    if (asked || leg.timer) {
+      const secs = asked?.seconds ?? leg.timer!.intervalS;
+      const refresher = asked?.refresher ?? (leg.timer?.weRefresh ? 'uas' : 'uac');
+      headers.push(['Session-Expires', `${secs};refresher=${refresher}`]);
+      if (leg.timer) leg.timer.reset(secs, refresher === 'uas');
     }
-    const fwd = other.dialog.createRequest(req.method, { headers, body: req.body, contentType: req.headers.get('content-type') });
-    leg.busy = true;
+    const offer = sdpOf(req.body, req.headers.get('content-type'));
+    const before = call.media.peerDirection(legName);
+    let body: Buffer | null = null;
+    if (offer) {
+      leg.busy = true;
+      const ans = await call.media.answer(legName, offer);
+      leg.busy = false;
+      if (!ans.ok) {
+        this.ep.reply(tx, ans.status, { toTag: leg.dialog!.localTag, headers: [['Warning', `399 amk-bridge "${ans.reason.replace(/"/g, "'")}"`]] });
+        return;
+      }
+      body = ans.sdp;
+    } else if (req.method === 'INVITE') {
+      // Late-offer re-INVITE: we offer our current SDP; the answer comes in the ACK.
+      body = call.media.current(legName);
+      if (body) await call.media.offer(legName).then((b) => (body = b));
+      tx.onAck = (ack) => {
+        const sdp = sdpOf(ack.body, ack.headers.get('content-type'));
+        if (sdp) call.media.accept(legName, sdp);
+      };
+    }
+    this.ep.reply(tx, 200, { toTag: leg.dialog!.localTag, headers, body: body ?? undefined, contentType: body ? SDP : undefined });
+    if (body) leg.lastBody = { body, contentType: SDP };
+    const after = call.media.peerDirection(legName);
+    if (!region && offer && before !== null && after !== before) this.propagateDirection(call, leg, after ?? 'sendrecv');
+  }
+
+  /** Tell the other party of the citizen/call-taker pair that the call was put on hold or resumed. */
+  private async propagateDirection(call: Call, from: Leg, peerDir: 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive'): Promise<void> {
+    const other = this.otherOf(call, from);
+    if (!other?.dialog || other.busy) return;
+    const otherName = other === call.citizen ? CITIZEN : CALLTAKER;
+    // The holder sends only (or nothing): the other side is asked to receive only (or nothing).
+    const direction = peerDir === 'sendonly' ? 'recvonly' : peerDir === 'inactive' ? 'inactive' : peerDir === 'recvonly' ? 'sendonly' : 'sendrecv';
     other.busy = true;
-    const isInvite = req.method === 'INVITE';
-    this.ep.sendRequest(fwd, other.dialog.nextHop(), {
+    const sdp = await call.media.offer(otherName, { direction });
+    if (!other.dialog || other.ended) {
+      other.busy = false;
+      return;
+    }
+    const req = other.dialog.createRequest('INVITE', { body: sdp, contentType: SDP });
+    this.ep.sendRequest(req, other.dialog.nextHop(), {
       onFinal: (res) => {
         other.busy = false;
-        const ok = res.status >= 200 && res.status < 300;
-        const h: [string, string][] = [['Contact', leg.dialog!.contact]];
-        if (ok) {
-          other.learnPeer(res);
-          other.dialog?.updateTarget(res);
+        if (res.status >= 200 && res.status < 300 && other.dialog) {
+          const ans = sdpOf(res.body, res.headers.get('content-type'));
+          if (ans) call.media.accept(otherName, ans);
+          other.lastBody = { body: sdp, contentType: SDP };
           other.timer?.reset();
-          if (asked || leg.timer) {
-            const secs = asked?.seconds ?? leg.timer!.intervalS;
-            const refresher = asked?.refresher ?? (leg.timer?.weRefresh ? 'uas' : 'uac');
-            h.push(['Session-Expires', `${secs};refresher=${refresher}`]);
-            leg.timer?.reset(secs, refresher === 'uas');
-          }
-          if (res.body.length) leg.lastBody = { body: res.body, contentType: res.headers.get('content-type') };
-          other.noteRemoteSdp(res.body, res.headers.get('content-type'));
-          if (req.body.length) other.lastBody = { body: req.body, contentType: req.headers.get('content-type') };
-        }
-        const status = res.status === 408 && !ok ? 408 : res.status;
-        this.ep.reply(tx, status, { reason: res.reason, toTag: leg.dialog!.localTag, headers: h, body: res.body, contentType: res.headers.get('content-type') });
-        if (isInvite && ok) {
-          // Offer in the re-INVITE → answer in our 2xx, so the other leg's ACK carries no body;
-          // a late-offer re-INVITE gets its answer in the ACK, which we forward.
-          const ackOther = (body?: Buffer, ct?: string) => {
-            if (other.dialog) this.ep.sendAck(other.dialog.createRequest('ACK', { cseq: other.dialog.localSeq, body, contentType: ct }), other.dialog.nextHop());
-          };
-          if (req.body.length) {
-            ackOther();
-            leg.busy = false;
-          } else {
-            tx.onAck = (ack) => {
-              leg.busy = false;
-              ackOther(ack.body, ack.headers.get('content-type'));
-            };
-            tx.onAckTimeout = () => {
-              leg.busy = false;
-              ackOther();
-            };
-          }
-        } else leg.busy = false;
-        if (res.status === 481) this.endCall(call, `${other.role} leg lost its dialog`, 'bridge');
+          this.ep.sendAck(other.dialog.createRequest('ACK', { cseq: other.dialog.localSeq }), other.dialog.nextHop());
+        } else if (res.status === 481) this.endCall(call, `${other.role} leg lost its dialog`, 'bridge');
       },
     });
   }
@@ -581,7 +641,8 @@ export class B2bua implements TransactionUser {
 
   /**
    * REFER from the call-taker platform: the platform moves the call to another desk. We dial
-   * the Refer-To target and, once it answers, it replaces the call-taker leg.
+   * the Refer-To target with a fresh media leg; once it answers, it replaces the call-taker leg
+   * (the citizen's media is anchored on the bridge and does not change).
    */
   private refer(ref: LegRef, req: SipRequest, tx: ServerTransaction): void {
     const { call, leg } = ref;
@@ -602,55 +663,48 @@ export class B2bua implements TransactionUser {
       this.ep.sendRequest(n, leg.dialog.nextHop(), { onFinal: () => {} });
     };
     notify('100 Trying', false);
-    // Offer the citizen's last SDP to the new desk; its answer goes to the citizen by re-INVITE.
-    const offer = call.calltaker.lastBody ?? { body: call.invite.body, contentType: call.invite.headers.get('content-type') };
-    const out = new OutboundInvite(this.ep, this.resolver, {
-      target: cleanTarget,
-      from: stripTag(call.invite.headers.get('from') ?? ''),
-      headers: [...passThrough(call.invite.headers), ['Referred-By', `<${leg.dialog!.remoteTarget}>`]],
-      body: offer.body,
-      contentType: offer.contentType,
-      prack: this.opts.prack,
-      sessionTimer: this.opts.sessionTimer.enabled ? { expiresS: this.opts.sessionTimer.expiresS, minSeS: this.opts.sessionTimer.minSeS } : null,
-    }, {
-      onAnswer: (res, dialog) => {
-        notify('200 OK', true);
-        const old = call.calltaker;
-        // Swap the call-taker leg: the new dialog takes its place, the old one is released.
-        const fresh = new Leg('calltaker');
-        fresh.dialog = dialog;
-        fresh.learnPeer(res);
-        fresh.lastBody = offer;
-        this.byCallId.set(out.callId, { call, leg: fresh });
-        (call as { calltaker: Leg }).calltaker = fresh;
-        this.startUacSessionTimer(call, fresh, res);
-        if (old.dialog) {
-          this.sendBye(old, 'SIP;cause=200;text="transferred"');
-          this.byCallId.delete(old.dialog.callId);
-        }
-        this.checkDeskChange(call, res, 'refer');
-        if (res.body.length) this.reofferCitizen(call, res.body, res.headers.get('content-type'));
-      },
-      onFailure: (status) => notify(`${status} ${REASONS[status] ?? 'Failed'}`, true),
-    });
-    this.byCallId.set(out.callId, { call, leg: new Leg('calltaker') });
-    void out.start();
-  }
-
-  /** Send the citizen a re-INVITE with a new answer-side SDP after a transfer. */
-  private reofferCitizen(call: Call, body: Buffer, contentType: string | undefined): void {
-    const leg = call.citizen;
-    if (!leg.dialog || leg.ended) return;
-    leg.busy = true;
-    const req = leg.dialog.createRequest('INVITE', { body, contentType });
-    this.ep.sendRequest(req, leg.dialog.nextHop(), {
-      onFinal: (res) => {
-        leg.busy = false;
-        if (res.status >= 200 && res.status < 300 && leg.dialog) {
-          this.ep.sendAck(leg.dialog.createRequest('ACK', { cseq: leg.dialog.localSeq }), leg.dialog.nextHop());
-          leg.lastBody = { body, contentType };
-        }
-      },
+    const transferLeg = `transfer-${newTag()}`;
+    void call.media.offer(transferLeg).then((sdp) => {
+      if (call.state === 'ended') return call.media.release(transferLeg);
+      const { body, contentType } = bodyWithSdp(call.invite, sdp);
+      const out = new OutboundInvite(this.ep, this.resolver, {
+        target: cleanTarget,
+        from: stripTag(call.invite.headers.get('from') ?? ''),
+        headers: [...passThrough(call.invite.headers), ['Referred-By', `<${leg.dialog!.remoteTarget}>`]],
+        body,
+        contentType,
+        prack: this.opts.prack,
+        sessionTimer: this.sessionTimerRequest(),
+      }, {
+        onAnswer: (res, dialog) => {
+          notify('200 OK', true);
+          const old = call.calltaker;
+          const ans = sdpOf(res.body, res.headers.get('content-type'));
+          if (ans) call.media.accept(transferLeg, ans);
+          // Swap the call-taker leg: the new dialog and media take its place, the old ones go.
+          const fresh = new Leg('calltaker');
+          fresh.dialog = dialog;
+          fresh.learnPeer(res);
+          fresh.lastBody = { body, contentType };
+          this.byCallId.set(out.callId, { call, leg: fresh });
+          (call as { calltaker: Leg }).calltaker = fresh;
+          this.startUacSessionTimer(call, fresh, res);
+          if (old.dialog) {
+            this.sendBye(old, 'SIP;cause=200;text="transferred"');
+            this.byCallId.delete(old.dialog.callId);
+          }
+          call.media.release(CALLTAKER);
+          call.media.rename(transferLeg, CALLTAKER);
+          call.media.join(CALLTAKER);
+          this.checkDeskChange(call, res, 'refer');
+        },
+        onFailure: (status) => {
+          call.media.release(transferLeg);
+          notify(`${status} ${REASONS[status] ?? 'Failed'}`, true);
+        },
+      });
+      this.byCallId.set(out.callId, { call, leg: new Leg('calltaker') });
+      void out.start();
     });
   }
 
@@ -683,9 +737,11 @@ export class B2bua implements TransactionUser {
     const { call, leg, region } = ref;
     leg.stop();
     if (region) {
+      call.media.release(region.handle.attemptId);
       region.events.ended();
       return this.maybeFinish(call);
     }
+    if (leg === call.calltaker) call.media.release(CALLTAKER);
     if (leg === call.citizen) return this.endCall(call, 'citizen hung up', 'citizen');
     // The call taker left. The citizen stays connected to a region that answered, and while a
     // conference-in is still going on (the procedure continues without the call taker).
@@ -734,11 +790,12 @@ export class B2bua implements TransactionUser {
     call.citizen.stop();
     call.calltaker.stop();
     // Keep the Call-ID mapping a little while so late requests (BYE retransmissions) get answers.
-    const ids = [call.id, call.out?.callId, call.calltaker.dialog?.callId, ...[...call.regions.values()].map((r) => r.out.callId)];
+    const ids = [call.id, call.out?.callId, call.calltaker.dialog?.callId, ...[...call.regions.values()].map((r) => r.out?.callId)];
     setTimeout(() => {
       for (const id of ids) if (id && this.byCallId.get(id)?.call === call) this.byCallId.delete(id);
     }, this.opts.timers.timeout).unref();
     this.calls.delete(call.id);
+    call.media?.close();
     this.log.info({ callId: call.id, reason, by }, 'call ended');
     this.bus.emit('call.ended', { callId: call.id, reason, by, at: Date.now() });
   }
@@ -751,79 +808,111 @@ export class B2bua implements TransactionUser {
   // -------------------------------------------------------------------------------------------
   // Conference-in legs (dialled on behalf of the core)
 
-  /** SDP for a region leg. Until the media layer anchors RTP, an inactive placeholder offer. */
-  private regionBody(call: Call): { body: Buffer; contentType: string } {
-    const host = this.ep.sentBy('udp').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    return regionBodyFor(call.invite, placeholderSdp(host));
-  }
-
   dialOut(callId: string, opts: DialOutOptions, events: DialOutEvents): RegionLeg | null {
     const call = this.calls.get(callId);
     if (!call || call.state === 'ended') return null;
     const leg = new Leg('region');
+    const legName = opts.attemptId;
     let answered = false;
-    const state = {} as RegionLegState;
-    const { body, contentType } = this.regionBody(call);
-    const headers = [...passThrough(call.invite.headers, ['Geolocation', 'Geolocation-Routing']), ...opts.headers];
-    const out = new OutboundInvite(this.ep, this.resolver, {
-      target: opts.target,
-      from: stripTag(call.invite.headers.get('from') ?? '<sip:anonymous@anonymous.invalid>'),
-      headers,
-      body,
-      contentType,
-      outboundProxy: opts.outboundProxy,
-      credentials: opts.credentials,
-      prack: this.opts.prack,
-      sessionTimer: this.opts.sessionTimer.enabled ? { expiresS: this.opts.sessionTimer.expiresS, minSeS: this.opts.sessionTimer.minSeS } : null,
-    }, {
-      onProvisional: (res) => events.ringing(res),
-      onAnswer: (res, dialog, crossed) => {
-        leg.dialog = dialog;
-        leg.learnPeer(res);
-        leg.lastBody = { body, contentType };
-        if (call.state === 'ended' || leg.ended) {
-          this.sendBye(leg, 'SIP;text="call already ended"');
-          return;
-        }
-        answered = true;
-        this.startUacSessionTimer(call, leg, res);
-        events.answered(res, crossed);
-      },
-      onFailure: (status, reason, info) => {
-        events.failed(status, reason, info);
-        this.maybeFinish(call);
-      },
-    });
+    let out: OutboundInvite | null = null;
+    let cancelled: string | undefined | null = null;
+    const state = { leg, events } as RegionLegState;
     const handle: RegionLeg = {
       attemptId: opts.attemptId,
-      cancel: (reason) => out.cancel(reason),
+      join: () => {
+        if (answered && !leg.ended) call.media.join(legName);
+      },
+      cancel: (reason) => {
+        if (out) out.cancel(reason);
+        else cancelled = reason;
+      },
       hangup: () => {
         if (leg.dialog && !leg.ended) this.sendBye(leg, 'SIP;text="released"');
         else {
           leg.ended = true;
-          out.cancel();
+          if (out) out.cancel();
+          else cancelled = 'released';
         }
+        call.media.release(legName);
       },
       get answered() {
         return answered;
       },
     };
-    Object.assign(state, { leg, out, events, handle });
+    state.handle = handle;
     call.regions.set(opts.attemptId, state);
-    this.byCallId.set(out.callId, { call, leg, region: state });
-    void out.start();
+    const headers = [...passThrough(call.invite.headers, ['Geolocation', 'Geolocation-Routing']), ...opts.headers];
+    void call.media.offer(legName).then((sdp) => {
+      if (cancelled !== null || leg.ended || call.state === 'ended') {
+        call.media.release(legName);
+        events.failed(487, 'cancelled before sending', { cancelled: true });
+        return;
+      }
+      const { body, contentType } = bodyWithSdp(call.invite, sdp);
+      out = new OutboundInvite(this.ep, this.resolver, {
+        target: opts.target,
+        from: stripTag(call.invite.headers.get('from') ?? '<sip:anonymous@anonymous.invalid>'),
+        headers,
+        body,
+        contentType,
+        outboundProxy: opts.outboundProxy,
+        credentials: opts.credentials,
+        prack: this.opts.prack,
+        sessionTimer: this.sessionTimerRequest(),
+      }, {
+        onProvisional: (res) => {
+          // The region's early media (announcements) is not mixed: only an answer is contact.
+          const early = sdpOf(res.body, res.headers.get('content-type'));
+          if (early) call.media.accept(legName, early);
+          events.ringing(res);
+        },
+        onAnswer: (res, dialog, crossed) => {
+          leg.dialog = dialog;
+          leg.learnPeer(res);
+          leg.lastBody = { body, contentType };
+          if (call.state === 'ended' || leg.ended) {
+            this.sendBye(leg, 'SIP;text="call already ended"');
+            call.media.release(legName);
+            return;
+          }
+          const ans = sdpOf(res.body, res.headers.get('content-type'));
+          if (ans) call.media.accept(legName, ans);
+          answered = true;
+          this.startUacSessionTimer(call, leg, res);
+          events.answered(res, crossed);
+        },
+        onFailure: (status, reason, info) => {
+          call.media.release(legName);
+          events.failed(status, reason, info);
+          this.maybeFinish(call);
+        },
+      });
+      state.out = out;
+      this.byCallId.set(out.callId, { call, leg, region: state });
+      void out.start();
+    });
     return handle;
   }
 }
 
 /**
- * The region leg's body: our SDP offer plus the citizen's location (PIDF-LO) and additional-data
- * parts, so a Geolocation `cid:` reference still resolves on this leg.
+ * The body for an outgoing leg: our SDP plus the citizen's location (PIDF-LO) and additional-data
+ * parts, so a Geolocation `cid:` reference still resolves on that leg.
  */
-export function regionBodyFor(invite: SipRequest, sdp: Buffer): { body: Buffer; contentType: string } {
+export function bodyWithSdp(invite: SipRequest, sdp: Buffer): { body: Buffer; contentType: string } {
   const extra = nonSdpParts(invite.body, invite.headers.get('content-type'));
   if (!extra.length) return { body: sdp, contentType: SDP };
   return buildMultipart([{ headers: [['Content-Type', SDP]], body: sdp }, ...extra]);
+}
+
+function setBody(msg: SipRequest | SipResponse, body: Buffer, contentType: string): void {
+  msg.body = body;
+  msg.headers.set('Content-Type', contentType);
+}
+
+function withWarning(res: SipResponse, text: string): SipResponse {
+  res.headers.append('Warning', `399 amk-bridge "${text.replace(/"/g, "'").slice(0, 160)}"`);
+  return res;
 }
 
 function stripTag(v: string): string {

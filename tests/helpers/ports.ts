@@ -8,7 +8,9 @@
 // user binding it: that window is small, and a peer that fails to bind reports it loudly.
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export type PortKind = 'udp' | 'tcp' | 'both';
 
@@ -116,4 +118,98 @@ export function freePortSync(): number {
 export function releasePort(port: number): void {
   reserved.delete(port);
   reserved.delete(port + 1);
+}
+
+// ---- Blocks of consecutive UDP ports (media port ranges) ------------------------------------
+//
+// A peer given a port range (baresip's `rtp_ports`) binds in it only when a call starts, maybe
+// seconds later, so a probe alone cannot keep two test processes (tap runs files in parallel)
+// from choosing overlapping blocks. Each port of a block is therefore also claimed across
+// processes by creating a file named after it (exclusive create) in a shared directory; the
+// file holds the claiming pid, is deleted when this process exits, and is ignored (taken over)
+// when that pid is gone.
+
+const CLAIM_DIR = join(tmpdir(), 'amk-bridge-udp-port-claims');
+const claimed = new Set<number>();
+let claimHookInstalled = false;
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Claim `port` for this process across processes; false if another live process holds it. */
+function claimPort(port: number): boolean {
+  const file = join(CLAIM_DIR, String(port));
+  for (let i = 0; i < 2; i++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      claimed.add(port);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let owner = NaN;
+      try { owner = Number(readFileSync(file, 'utf8').trim()); } catch { /* just removed */ }
+      if (owner === process.pid) return false; // ours already (another block of this process)
+      if (Number.isNaN(owner) || pidAlive(owner)) return false;
+      try { unlinkSync(file); } catch { /* someone else took it over first */ }
+    }
+  }
+  return false;
+}
+
+function unclaimPort(port: number): void {
+  if (!claimed.delete(port)) return;
+  try { unlinkSync(join(CLAIM_DIR, String(port))); } catch { /* gone */ }
+}
+
+/**
+ * The first of `count` consecutive UDP ports on `host` that are all free right now (bound and
+ * released one by one), not handed out before by this process, and not claimed by another
+ * live process that uses this function. They are then reserved here (no later freePort(),
+ * freePortSync() or freeUdpPortBlock() of this process returns any of them) and claimed across
+ * processes until this process exits. The first port is even (RTP on even ports, RTCP on the
+ * next odd one). Candidates come from `range` [lo, hi) — by default 10000–20000: below the
+ * kernel's ephemeral range (outgoing sockets of other processes never land there) and below the
+ * bridge's default RTP range (media.portMin 20000 – portMax 30000), so test peers and a bridge
+ * with default settings never compete for a port.
+ */
+export async function freeUdpPortBlock(count = 10, host = '127.0.0.1', range: readonly [number, number] = [10000, 20000]): Promise<number> {
+  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new Error(`freeUdpPortBlock: bad count ${count}`);
+  mkdirSync(CLAIM_DIR, { recursive: true, mode: 0o1777 });
+  if (!claimHookInstalled) {
+    claimHookInstalled = true;
+    process.once('exit', () => { for (const p of [...claimed]) unclaimPort(p); });
+  }
+  const [lo, hi] = range;
+  if (!(lo >= 1024 && hi <= 65536 && hi - lo >= count)) throw new Error(`freeUdpPortBlock: bad range ${lo}-${hi} for ${count} ports`);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const used = portsInUse();
+    let base = lo + Math.floor(Math.random() * (hi - lo - count + 1));
+    base -= base % 2;
+    if (base < lo) base += 2;
+    if (base + count > hi) continue;
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if (ports.some((p) => used.has(p) || reserved.has(p) || claimed.has(p))) continue;
+    let ok = true;
+    for (const p of ports) {
+      if ((await bindUdp(host, p)) === null) { ok = false; break; }
+    }
+    // Checked again after the awaits: a concurrent call in this process may have won.
+    if (!ok || ports.some((p) => reserved.has(p) || claimed.has(p))) continue;
+    const mine: number[] = [];
+    for (const p of ports) {
+      if (!claimPort(p)) break;
+      mine.push(p);
+    }
+    if (mine.length < count) { mine.forEach(unclaimPort); continue; }
+    for (const p of ports) reserved.add(p);
+    return base;
+  }
+  throw new Error(`freeUdpPortBlock: no block of ${count} free UDP ports found on ${host}`);
+}
+
+/** Give a block from freeUdpPortBlock() back (reservation and cross-process claim). */
+export function releaseUdpPortBlock(base: number, count = 10): void {
+  for (let p = base; p < base + count; p++) { reserved.delete(p); unclaimPort(p); }
 }

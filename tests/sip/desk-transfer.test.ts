@@ -22,7 +22,7 @@ t.test('REFER from the platform moves the call to another desk', async (t) => {
   setTimeout(() => bridge.b2bua.hangupAll('test over'), 2000);
   const trunk = await trunkP;
   t.equal(trunk.successful, 1, `trunk stayed up through the transfer: ${describeSipp(trunk)}`);
-  t.match(trunk.messages, /INVITE sip:[\s\S]*INVITE sip:[\s\S]*o=calltaker/, "the trunk got a re-INVITE with the new desk's SDP");
+  t.notMatch(trunk.messages, /INVITE sip:[\s\S]*INVITE sip:/, 'the citizen was not re-INVITEd: its media stays anchored on the bridge');
   const d1 = await desk1.done;
   t.equal(d1.successful, 1, `desk 1: 202, NOTIFY 100/200, released by BYE: ${describeSipp(d1)}`);
   const d2 = await desk2.done;

@@ -79,9 +79,9 @@ t.test('OPTIONS probes: a target goes up, and down after it stops answering', as
 });
 
 t.test('glare: a re-INVITE while ours is pending gets 491', async (t) => {
-  // The call taker sends a re-INVITE; the bridge relays it to a trunk that delays its answer,
-  // and a re-INVITE from the trunk meanwhile must get 491.
-  const ct = startSipp(t, { scenario: 'calltaker-reinvite.xml', keys: { pause_ms: 100 } });
+  // The call taker puts the call on hold; the bridge passes the hold on to a trunk that delays
+  // its answer, and a re-INVITE from the trunk meanwhile must get 491.
+  const ct = startSipp(t, { scenario: 'calltaker-hold.xml', keys: { pause_ms: 100 } });
   await ct.ready;
   const { bridge } = await startTestBridge(t, { callTakerTarget: `sip:1001@127.0.0.1:${ct.port}` });
   // A raw trunk: INVITE, ACK, then hold the relayed re-INVITE and send our own.
