@@ -79,3 +79,16 @@ async function udpRequest(port: number, method: string, extra: string[], body: s
   s.close();
   return got;
 }
+
+t.test('RTP port range used up: new calls get 503 with Retry-After, nothing crashes', async (t) => {
+  const ct = startSipp(t, { scenario: 'calltaker-answer.xml' });
+  await ct.ready;
+  const base = 40000 + 2 * Math.floor(Math.random() * 4000);
+  const { bridge } = await startTestBridge(t, { callTakerTarget: `sip:1001@127.0.0.1:${ct.port}`, media: { portMin: base, portMax: base + 8 } });
+  const first = runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, keys: { hold_ms: 1500 } });
+  await new Promise((r) => setTimeout(r, 500));
+  const second = await udpRequest(bridge.port('udp'), 'INVITE', [], 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n');
+  t.match(second.find((m) => !m.startsWith('SIP/2.0 100')) ?? '', /^SIP\/2\.0 503[\s\S]*Retry-After: \d+/, 'the second call is refused with 503');
+  t.equal((await first).successful, 1, 'the first call was not disturbed');
+  t.equal(bridge.b2bua.counters.rejected['no RTP ports'], 1);
+});
