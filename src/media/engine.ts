@@ -39,6 +39,9 @@ export interface MediaEngineOptions {
   cname?: string;
 }
 
+/** How long stop() waits for the worker to release everything before terminating it. */
+const STOP_TIMEOUT_MS = 5000;
+
 const TONES: ReadonlySet<string> = new Set<ToneName>(['ringing', 'busy', 'connected', 'message-sent', 'message-failed', 'refused']);
 const DIRECTIONS: ReadonlySet<string> = new Set(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
 
@@ -195,10 +198,18 @@ export class MediaEngine extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopped) return;
     if (this.dead === null) {
+      // The worker sends BYEs and closes its sockets; one that does not answer in time (wedged
+      // under overload) is terminated all the same, which closes its sockets too.
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await this.request<void>({ op: 'stop', req: 0 });
+        await Promise.race([
+          this.request<void>({ op: 'stop', req: 0 }),
+          new Promise<void>((resolve) => { timer = setTimeout(resolve, STOP_TIMEOUT_MS); }),
+        ]);
       } catch {
         /* the worker died: nothing left to close */
+      } finally {
+        clearTimeout(timer);
       }
     }
     this.stopped = true;

@@ -50,6 +50,8 @@ export interface EngineStats {
   utilisation: number;
   /** Worker thread CPU time over the period (user+system, ms) from /proc/thread-self/stat; null when unavailable. */
   cpuMs: number | null;
+  /** The system (kernel) part of cpuMs: socket I/O. */
+  cpuSysMs: number | null;
   endpoints: number;
   conferences: number;
 }

@@ -135,17 +135,17 @@ class Endpoint {
     this.dtmf = new DtmfReceiver((digit: string, durationMs: number) => emitEvent({ type: 'dtmf', endpointId: this.id, digit, durationMs }));
   }
 
-  /** We take audio from the peer (direction from our point of view). */
-  get receives(): boolean {
-    const d = this.media?.direction;
-    return d === 'sendrecv' || d === 'recvonly';
-  }
+  /** We take audio from the peer (direction from our point of view). Kept by update(). */
+  receives = false;
+  /** Where RTP goes: the latched source (symmetric RTP), else the SDP address; null = send nothing. Kept by update(). */
+  rtpDest: LatchAddress | null = null;
 
-  /** Where RTP goes: the latched source (symmetric RTP), else the SDP address; null = send nothing. */
-  get rtpDest(): LatchAddress | null {
+  /** Recomputes receives/rtpDest after a configure or a (re)latch. */
+  update(): void {
     const m = this.media;
-    if (m === null || m.remote === null || (m.direction !== 'sendrecv' && m.direction !== 'sendonly')) return null;
-    return this.latch.latched ?? m.remote;
+    const d = m?.direction;
+    this.receives = d === 'sendrecv' || d === 'recvonly';
+    this.rtpDest = m === null || m.remote === null || (d !== 'sendrecv' && d !== 'sendonly') ? null : (this.latch.latched ?? m.remote);
   }
 
   /** Where RTCP goes and from which socket (rtcp-mux when the peer's RTCP port is its RTP port). */
@@ -201,15 +201,16 @@ interface Counters {
   unknownPayload: number;
   rejectedSource: number;
   elu: ReturnType<typeof performance.eventLoopUtilization>;
-  cpuMs: number | null;
+  cpu: { user: number; sys: number } | null;
 }
 
-function threadCpuMs(): number | null {
+/** CPU time of this thread (user, system) in ms from /proc/thread-self/stat, or null off Linux. */
+function threadCpu(): { user: number; sys: number } | null {
   try {
     const s = readFileSync('/proc/thread-self/stat', 'utf8');
+    // Fields after the ")" of the command name: state is the 1st, utime the 12th, stime the 13th.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // fields after ")": state(3) ... utime is field 14, stime 15 (1-based over the whole line).
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 }; // clock ticks of 10 ms (USER_HZ 100)
   } catch {
     return null;
   }
@@ -219,14 +220,14 @@ function freshCounters(): Counters {
   return {
     since: performance.now(), ticks: 0, ticksLate: 0, sumLate: 0, maxLate: 0, ticksSkipped: 0, sumWork: 0, maxWork: 0,
     packetsIn: 0, packetsOut: 0, packetsOutLate: 0, rtcpIn: 0, rtcpOut: 0, unknownPayload: 0, rejectedSource: 0,
-    elu: performance.eventLoopUtilization(), cpuMs: threadCpuMs(),
+    elu: performance.eventLoopUtilization(), cpu: threadCpu(),
   };
 }
 let ctr = freshCounters();
 
 function engineStats(reset: boolean): EngineStats {
   const now = performance.now();
-  const cpu = threadCpuMs();
+  const cpu = threadCpu();
   const s: EngineStats = {
     elapsedMs: now - ctr.since,
     ticks: ctr.ticks,
@@ -244,7 +245,8 @@ function engineStats(reset: boolean): EngineStats {
     unknownPayload: ctr.unknownPayload,
     rejectedSource: ctr.rejectedSource,
     utilisation: performance.eventLoopUtilization(ctr.elu).utilization,
-    cpuMs: cpu !== null && ctr.cpuMs !== null ? cpu - ctr.cpuMs : null,
+    cpuMs: cpu !== null && ctr.cpu !== null ? cpu.user + cpu.sys - ctr.cpu.user - ctr.cpu.sys : null,
+    cpuSysMs: cpu !== null && ctr.cpu !== null ? cpu.sys - ctr.cpu.sys : null,
     endpoints: endpoints.size,
     conferences: conferences.size,
   };
@@ -258,6 +260,11 @@ let tickNo = 0;
 let nextDue = t0;
 let timer: NodeJS.Timeout | null = null;
 let immediate: NodeJS.Immediate | null = null;
+let lastTickEnd = 0;
+/** The receive path runs an overdue tick once the timer is this late… */
+const PUMP_LATE_MS = 2;
+/** …and at least this long after the previous tick ended. */
+const PUMP_GAP_MS = 8;
 
 /** Arms the timer for the next due tick (setImmediate when it is already due). */
 function scheduleTick(): void {
@@ -276,8 +283,8 @@ function onTimer(): void {
 
 /**
  * Runs the next tick if it is due (timers fire at millisecond granularity: up to 1 ms early is
- * accepted). Called by the timer and also on every received packet, so a flood of input that
- * keeps the event loop in its poll phase cannot hold the clock back.
+ * accepted). Called by the timer, and by the receive path when the timer is overdue, so a flood
+ * of input that keeps the event loop in its poll phase cannot hold the clock back.
  */
 function pump(now: number): void {
   if (stopping || now < nextDue - 1) return;
@@ -302,7 +309,8 @@ function pump(now: number): void {
   } catch (err) {
     post({ op: 'error', message: `media tick failed: ${(err as Error).stack ?? String(err)}` });
   }
-  const work = performance.now() - now;
+  lastTickEnd = performance.now();
+  const work = lastTickEnd - now;
   ctr.sumWork += work;
   if (work > ctr.maxWork) ctr.maxWork = work;
 }
@@ -442,15 +450,19 @@ function skipSamples(ep: Endpoint, samples: number): void {
 
 function onRtpMessage(ep: Endpoint, msg: Buffer, rinfo: RemoteInfo): void {
   const now = performance.now();
-  if (now >= nextDue - 1) pump(now);
+  // The timer is overdue because input keeps the loop in its poll phase: tick from here, but
+  // leave at least PUMP_GAP_MS of I/O (and control messages) between ticks, so an overloaded
+  // worker alternates ticks and input instead of ticking inside every packet callback.
+  if (now >= nextDue + PUMP_LATE_MS && now - lastTickEnd >= PUMP_GAP_MS) pump(now);
   if (ep.closed) return;
   if (isRtcpPacket(msg)) {
     onRtcpMessage(ep, msg, rinfo, true);
     return;
   }
   if (ep.media === null) {
-    // Not configured yet: no allowed source is known.
-    reject(ep, rinfo, now);
+    // Not configured yet (a late offer: the peer may send before its answer reached us): no
+    // source is allowed yet, but none is suspicious either.
+    ep.ignoredSource++;
     return;
   }
   const from = family === 'udp6' ? normalizeAddress(rinfo.address) : rinfo.address;
@@ -463,6 +475,7 @@ function onRtpMessage(ep: Endpoint, msg: Buffer, rinfo: RemoteInfo): void {
     ep.ignoredSource++;
     return;
   }
+  if (verdict === 'latch') ep.update();
   const p = rtpScratch;
   if (!parseRtpInto(msg, msg.length, p)) {
     ep.malformed++;
@@ -528,7 +541,11 @@ function onRtcpMessage(ep: Endpoint, msg: Buffer, rinfo: RemoteInfo, muxed: bool
   if (ep.closed) return;
   const now = performance.now();
   const from = normalizeAddress(rinfo.address);
-  if (ep.media === null || !ep.latch.allowed(from)) {
+  if (ep.media === null) {
+    ep.ignoredSource++;
+    return;
+  }
+  if (!ep.latch.allowed(from)) {
     reject(ep, rinfo, now);
     return;
   }
@@ -623,9 +640,10 @@ async function allocate(req: number, id: string): Promise<void> {
     const p = pool.allocate();
     if (p === null) break;
     let rtp: Socket | null = null;
+    let rtcp: Socket | null = null;
     try {
       rtp = await bindSocket(p);
-      const rtcp = await bindSocket(p + 1);
+      rtcp = await bindSocket(p + 1);
       if (stopping) {
         rtp.close();
         rtcp.close();
@@ -646,6 +664,7 @@ async function allocate(req: number, id: string): Promise<void> {
     } catch (err) {
       lastErr = err as Error;
       rtp?.close();
+      rtcp?.close();
       pool.release(p);
     }
   }
@@ -663,6 +682,7 @@ function configure(id: string, media: EndpointMedia): void {
   ep.media = media;
   ep.latch.configure(media.remote?.address ?? null, media.latchNetworks);
   if ((media.remote?.address ?? null) !== prevAddress) ep.rtcpSource = null;
+  ep.update();
   if (ep.nextRtcpAt === 0) ep.nextRtcpAt = performance.now() + rtcpInterval();
 }
 

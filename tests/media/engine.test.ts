@@ -1,5 +1,5 @@
 // The media engine against raw UDP "phones" on 127.0.0.1: real sockets, real worker, real clock.
-// Each test starts its own engine on its own port range (a random free range in 20000–30000)
+// Each test starts its own engine on its own port range (a random free range, see freeRange)
 // and stops it on teardown.
 import t from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
@@ -7,7 +7,11 @@ import { MediaEngine, PortsExhaustedError, type MediaEngineOptions } from '../..
 import { decodeInto, encodeInto } from '../../src/media/g711.js';
 import type { Codec, EndpointMedia, MediaEvent } from '../../src/media/types.js';
 
-type Test = typeof t;
+/** What the helpers need of a (sub)test. */
+interface Test {
+  teardown(fn: () => unknown): void;
+  fail(message: string): unknown;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -22,10 +26,15 @@ function bindUdp(address: string, port = 0): Promise<Socket | null> {
   });
 }
 
-/** A range [min, max) of `pairs` RTP/RTCP pairs, every port of which could be bound just now. */
+/**
+ * A range [min, max) of `pairs` RTP/RTCP pairs, every port of which could be bound just now.
+ * Taken from 30000–32700: above the bridge's default RTP range (20000–30000, used by bridges
+ * that other test files start concurrently) and below the kernel's ephemeral range (where
+ * port-0 binds land). The engine skips a pair someone grabs in between anyway.
+ */
 async function freeRange(pairs: number): Promise<[number, number]> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + 2 * Math.floor(Math.random() * 5000 - pairs);
+    const base = 30000 + 2 * Math.floor(Math.random() * (1350 - pairs));
     const socks: Socket[] = [];
     let ok = true;
     for (let p = base; p < base + 2 * pairs; p++) {
@@ -39,7 +48,7 @@ async function freeRange(pairs: number): Promise<[number, number]> {
     await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
     if (ok) return [base, base + 2 * pairs];
   }
-  throw new Error('no free port range in 20000-30000');
+  throw new Error('no free port range in 30000-32700');
 }
 
 async function startEngine(t: Test, pairs = 8, opts: Partial<MediaEngineOptions> = {}): Promise<{ engine: MediaEngine; events: MediaEvent[] }> {
@@ -415,6 +424,33 @@ t.test('RFC 4733: one dtmf event per press; the audio sent during the event is n
   t.ok(worst < NOT_HEARD, `no 20 ms frame of B's audio carries the key-press tone (max 1 kHz level ${worst.toFixed(0)})`);
 });
 
+t.test('comfort noise is silence; unknown payload types are dropped and counted', async (t) => {
+  const { engine } = await startEngine(t);
+  const pa = await Phone.open(t);
+  const pb = await Phone.open(t);
+  const a = await engine.allocate();
+  const b = await engine.allocate();
+  engine.configure(a.id, pa.media('PCMU'));
+  engine.configure(b.id, pb.media('PCMU'));
+  engine.setConference('c', [a.id, b.id]);
+  pa.start(a.port, 'PCMU', 1000);
+  await sleep(400);
+  pa.stop();
+  // RFC 3389 CN (PT 13, one level byte) every 20 ms, then an undeclared dynamic PT 96.
+  const cn = setInterval(() => pa.sendRtp(a.port, 13, Buffer.from([40]), { advance: 160 }), 20);
+  await sleep(600);
+  clearInterval(cn);
+  const i = pb.received.length;
+  const junk = setInterval(() => pa.sendRtp(a.port, 96, Buffer.alloc(160, 0x55)), 20);
+  await sleep(400);
+  clearInterval(junk);
+  const es = await engine.engineStats();
+  t.ok(es.unknownPayload >= 10 && es.unknownPayload <= 25, `PT 96 counted as unknown (${es.unknownPayload}), CN not`);
+  t.ok(peak(pb.audio('PCMU', i - 10, i)) < 50, 'B hears silence while A sends comfort noise');
+  t.ok(peak(pb.audio('PCMU', i + 5)) < 50, 'and nothing of the unknown payload type');
+  t.same(discontinuities(pb.received), [], "B's stream is continuous throughout");
+});
+
 t.test("private tone: A's phone hears ringing, B hears none of it", async (t) => {
   const { engine } = await startEngine(t);
   const pa = await Phone.open(t);
@@ -447,6 +483,23 @@ t.test("private tone: A's phone hears ringing, B hears none of it", async (t) =>
   t.equal(pa.received.length, n, 'no tone and no conference: A is sent nothing');
   t.same(discontinuities(pa.received.slice(0, n)).filter((d) => !d.includes('ts')), [], 'seq continuous for A');
   t.throws(() => engine.playTone(a.id, 'nonsense' as never), RangeError);
+});
+
+t.test('a pair whose port is taken by someone else is skipped', async (t) => {
+  const [portMin, portMax] = await freeRange(3);
+  const squatter = await bindUdp('127.0.0.1', portMin + 1); // the RTCP port of the first pair
+  t.ok(squatter, 'occupied the first RTCP port');
+  const engine = await MediaEngine.start({ address: '127.0.0.1', portMin, portMax });
+  t.teardown(() => engine.stop());
+  const a = await engine.allocate();
+  t.equal(a.port, portMin + 2, 'the next pair');
+  const b = await engine.allocate();
+  t.equal(b.port, portMin + 4);
+  await t.rejects(engine.allocate(), PortsExhaustedError, 'the skipped pair is still unusable: exhausted');
+  squatter?.close();
+  await sleep(50);
+  const c = await engine.allocate();
+  t.equal(c.port, portMin, 'once free, the skipped pair is used again');
 });
 
 t.test('port exhaustion: a range of two pairs', async (t) => {
