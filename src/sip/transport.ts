@@ -52,7 +52,8 @@ type MessageHandler = (msg: SipMessage, src: Peer) => void;
 export class SipTransport extends EventEmitter {
   readonly counters: TransportCounters = { received: 0, sent: 0, unparseable: 0, rejected: 0, sendErrors: 0 };
   readonly listeners_: BoundListener[] = [];
-  private readonly udp: dgram.Socket[] = [];
+  /** UDP sockets with their bound address, cached: address() is a system call per send. */
+  private readonly udp: { sock: dgram.Socket; port: number; v6: boolean }[] = [];
   private readonly servers: net.Server[] = [];
   /** Open TCP connections by "address:port" of the remote end. */
   private readonly conns = new Map<string, net.Socket>();
@@ -97,7 +98,9 @@ export class SipTransport extends EventEmitter {
 
   private bindUdp(spec: ListenSpec): Promise<void> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: net.isIPv6(spec.address) ? 'udp6' : 'udp4', reuseAddr: false });
+      // A large receive buffer rides out event-loop pauses (GC) at call peaks instead of
+      // dropping INVITEs in the kernel; Linux caps it at net.core.rmem_max.
+      const sock = dgram.createSocket({ type: net.isIPv6(spec.address) ? 'udp6' : 'udp4', reuseAddr: false, recvBufferSize: 4 * 1024 * 1024 });
       const onBindError = (err: Error) => reject(new BindError(spec, err));
       sock.once('error', onBindError);
       sock.bind(spec.port, spec.address, () => {
@@ -106,8 +109,9 @@ export class SipTransport extends EventEmitter {
         sock.on('error', (err) => this.log('warn', 'udp socket error', { err: err.message }));
         const a = sock.address();
         this.listeners_.push({ transport: 'udp', address: a.address, port: a.port });
-        sock.on('message', (buf, rinfo) => this.onDatagram(sock, buf, rinfo));
-        this.udp.push(sock);
+        const local = { address: a.address, port: a.port };
+        sock.on('message', (buf, rinfo) => this.onDatagram(local, buf, rinfo));
+        this.udp.push({ sock, port: a.port, v6: a.family === 'IPv6' });
         resolve();
       });
     });
@@ -129,8 +133,7 @@ export class SipTransport extends EventEmitter {
     });
   }
 
-  private onDatagram(sock: dgram.Socket, buf: Buffer, rinfo: dgram.RemoteInfo): void {
-    const local = sock.address();
+  private onDatagram(local: { address: string; port: number }, buf: Buffer, rinfo: dgram.RemoteInfo): void {
     const src: Peer = { transport: 'udp', address: rinfo.address, port: rinfo.port, localAddress: local.address, localPort: local.port };
     // A lone CRLF (or CRLFCRLF) is a keep-alive, not a message.
     if (buf.length <= 4 && buf.every((b) => b === 13 || b === 10)) return;
@@ -246,11 +249,11 @@ export class SipTransport extends EventEmitter {
   }
 
   private pickUdp(dest: Peer): dgram.Socket | undefined {
-    const v6 = net.isIPv6(dest.address);
     if (dest.localPort !== undefined) {
-      for (const s of this.udp) if (s.address().port === dest.localPort) return s;
+      for (const u of this.udp) if (u.port === dest.localPort) return u.sock;
     }
-    return this.udp.find((s) => (s.address().family === 'IPv6') === v6) ?? this.udp[0];
+    const v6 = dest.address.includes(':');
+    return (this.udp.find((u) => u.v6 === v6) ?? this.udp[0])?.sock;
   }
 
   private sendStream(buf: Buffer, dest: Peer, fail: (err: Error) => void): void {
@@ -272,7 +275,7 @@ export class SipTransport extends EventEmitter {
     for (const s of this.conns.values()) s.destroy();
     this.conns.clear();
     await Promise.all([
-      ...this.udp.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ...this.udp.map((u) => new Promise<void>((r) => u.sock.close(() => r()))),
       ...this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))),
     ]);
   }

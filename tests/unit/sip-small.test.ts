@@ -2,7 +2,7 @@ import t from 'tap';
 import { infoDigit } from '../../src/sip/info-digits.js';
 import { SourceAcl } from '../../src/sip/acl.js';
 import { parseMultipart, buildMultipart, sdpOf, nonSdpParts } from '../../src/sip/multipart.js';
-import { regionBodyFor } from '../../src/sip/b2bua.js';
+import { bodyWithSdp } from '../../src/sip/b2bua.js';
 import { request, Headers } from '../../src/sip/message.js';
 
 t.test('INFO DTMF bodies', async (t) => {
@@ -42,11 +42,11 @@ t.test('multipart: SDP + PIDF-LO survive a round trip byte for byte', async (t) 
 
   const invite = request('INVITE', 'sip:112@x', new Headers([['Content-Type', contentType]]), body);
   const ours = Buffer.from('v=0\r\n');
-  const region = regionBodyFor(invite, ours);
+  const region = bodyWithSdp(invite, ours);
   const rp = parseMultipart(region.body, region.contentType)!;
   t.same(rp[0]!.body, ours, 'our SDP first');
   t.same(rp[1]!.body, pidf, 'location part kept');
   t.same(rp[1]!.headers.find(([n]) => n === 'Content-ID')?.[1], '<loc@x>', 'Content-ID kept for the cid: reference');
-  const plain = regionBodyFor(request('INVITE', 'sip:x', new Headers([['Content-Type', 'application/sdp']]), sdp), ours);
+  const plain = bodyWithSdp(request('INVITE', 'sip:x', new Headers([['Content-Type', 'application/sdp']]), sdp), ours);
   t.equal(plain.contentType, 'application/sdp');
 });
