@@ -37,12 +37,13 @@ export class CallMedia implements CallMediaPort {
     readonly callId: string,
     private readonly opts: CallMediaOptions,
     private readonly hooks: { endpointAdded(id: string, leg: MediaLegName): void; endpointRemoved(id: string): void },
+    private readonly allocate: () => Promise<EndpointInfo> = () => engine.allocate(),
   ) {}
 
   private leg(name: MediaLegName): LegState {
     let s = this.legs.get(name);
     if (!s) {
-      const endpoint = this.engine.allocate();
+      const endpoint = this.allocate();
       s = { endpoint, info: null, session: new SdpSession(), local: null, remoteOrigin: null, offered: null, media: null, joined: false, released: false };
       const state = s;
       endpoint.then((info) => {

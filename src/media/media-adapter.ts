@@ -2,6 +2,7 @@
 // events (feature-code digits from the call taker's RTP), and plays the call taker's tones.
 import { MediaEngine, PortsExhaustedError } from './engine.js';
 import { CallMedia } from './call-media.js';
+import { SpareEndpoints } from './spare-endpoints.js';
 import type { Codec, MediaEvent, ToneName } from './types.js';
 import type { EventBus } from '../core/events.js';
 import { CALLTAKER, MediaUnavailableError, type CallMediaPort, type MediaLegName, type MediaPort } from '../core/media-port.js';
@@ -26,6 +27,7 @@ interface Log {
 export class MediaAdapter implements MediaPort {
   private readonly calls = new Map<string, CallMedia>();
   private readonly owners = new Map<string, { callId: string; leg: MediaLegName }>();
+  private readonly spares: SpareEndpoints;
 
   private constructor(
     readonly engine: MediaEngine,
@@ -33,6 +35,8 @@ export class MediaAdapter implements MediaPort {
     private readonly bus: EventBus,
     private readonly log: Log,
   ) {
+    // Enough for a burst of two new calls (citizen + call taker legs each) without waiting.
+    this.spares = new SpareEndpoints(engine, 4);
     engine.on('event', (e: MediaEvent) => this.onEvent(e));
     engine.on('error', (err: Error) => log.warn({ err: err.message }, 'media engine error'));
   }
@@ -51,7 +55,7 @@ export class MediaAdapter implements MediaPort {
   }
 
   open(callId: string): CallMediaPort {
-    const free = (this.settings.portMax - this.settings.portMin) / 2 - this.engine.activeEndpoints;
+    const free = (this.settings.portMax - this.settings.portMin) / 2 - this.engine.activeEndpoints + this.spares.count;
     if (free < 3) throw new MediaUnavailableError('RTP port range exhausted');
     const cm = new CallMedia(this.engine, callId, {
       sdpAddress: this.settings.publicAddress ?? this.settings.address,
@@ -60,7 +64,7 @@ export class MediaAdapter implements MediaPort {
     }, {
       endpointAdded: (id, leg) => this.owners.set(id, { callId, leg }),
       endpointRemoved: (id) => this.owners.delete(id),
-    });
+    }, () => this.spares.take());
     this.calls.set(callId, cm);
     const close = cm.close.bind(cm);
     cm.close = () => {
@@ -88,6 +92,7 @@ export class MediaAdapter implements MediaPort {
   }
 
   async stop(): Promise<void> {
+    this.spares.stop();
     for (const cm of [...this.calls.values()]) cm.close();
     await this.engine.stop();
   }
