@@ -122,36 +122,33 @@ export class ServerTransaction extends Transaction {
     }
     const reliable = isReliable(this.source);
     if (this.isInvite && res.status < 300) {
-      // RFC 6026 accepted: retransmit the 2xx (T1 doubling, capped at T2) until the ACK.
+      // RFC 6026 accepted: the 2xx is retransmitted end to end until the ACK, on any transport.
       this.state = 'accepted';
       this.onAccepted?.();
-      let interval = this.t.t1;
-      const again = () => {
-        this.sender.sendResponseTo(res, this.source);
-        interval = Math.min(interval * 2, this.t.t2);
-        this.timer('G2xx', interval, again);
-      };
-      this.timer('G2xx', interval, again);
+      this.retransmit('G2xx', res);
       this.timer('L', this.t.timeout, () => {
         this.onAckTimeout?.();
         this.terminate();
       });
     } else if (this.isInvite) {
       this.state = 'completed';
-      if (!reliable) {
-        let interval = this.t.t1;
-        const again = () => {
-          this.sender.sendResponseTo(res, this.source);
-          interval = Math.min(interval * 2, this.t.t2);
-          this.timer('G', interval, again);
-        };
-        this.timer('G', interval, again);
-      }
+      if (!reliable) this.retransmit('G', res);
       this.timer('H', this.t.timeout, () => this.terminate());
     } else {
       this.state = 'completed';
       this.timer('J', reliable ? 0 : this.t.timeout, () => this.terminate());
     }
+  }
+
+  /** Re-send a final response at T1, 2·T1, … capped at T2 (timer G) until a timer clears it. */
+  private retransmit(name: string, res: SipResponse): void {
+    let interval = this.t.t1;
+    const again = () => {
+      this.sender.sendResponseTo(res, this.source);
+      interval = Math.min(interval * 2, this.t.t2);
+      this.timer(name, interval, again);
+    };
+    this.timer(name, interval, again);
   }
 
   /** Re-send a reliable provisional (RFC 3262) without changing state. */
