@@ -257,7 +257,6 @@ export class B2bua implements TransactionUser {
     const contact = `<sip:amk-bridge@${this.ep.sentBy(src.transport)}${src.transport === 'udp' ? '' : `;transport=${src.transport}`}>`;
     call.citizen.dialog = Dialog.asUas(req, src, localTag, contact);
     call.citizen.learnPeer(req);
-    call.citizen.noteRemoteSdp(req.body, req.headers.get('content-type'));
 
     // Session timer on the citizen's leg (we are its UAS).
     const st = this.opts.sessionTimer;

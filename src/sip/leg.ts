@@ -5,16 +5,6 @@ import type { SipRequest, SipResponse } from './message.js';
 import type { Dialog } from './dialog.js';
 import type { SessionTimer } from './session-timer.js';
 import { optionTags, parseSessionExpires } from './grammar.js';
-import { sdpOf } from './multipart.js';
-
-/** The o= line of an SDP (or of the SDP part of a multipart body). */
-export function sdpOrigin(body: Buffer, contentType: string | undefined): string | null {
-  if (!body.length) return null;
-  const sdp = sdpOf(body, contentType);
-  if (!sdp) return null;
-  const m = /^o=(.*)$/m.exec(sdp.toString('latin1'));
-  return m ? m[1]!.trim() : null;
-}
 
 export type LegRole = 'citizen' | 'calltaker' | 'region';
 
@@ -24,8 +14,6 @@ export class Leg {
   /** An INVITE/UPDATE offer-answer exchange is in progress on this leg (either direction). */
   busy = false;
   lastBody: { body: Buffer; contentType?: string } | null = null;
-  /** The o= line of the last SDP the peer sent: an offer with the same one changes nothing. */
-  remoteOrigin: string | null = null;
   /** Methods the peer said it allows (Allow header), upper case. */
   peerAllows: string[] = [];
   peerSupportsTimer = false;
@@ -40,15 +28,6 @@ export class Leg {
     if (optionTags(msg.headers, 'supported').includes('timer') || optionTags(msg.headers, 'require').includes('timer')) {
       this.peerSupportsTimer = true;
     }
-  }
-
-  /** Remember the peer's SDP version; true if it differs from the last one (a real change). */
-  noteRemoteSdp(body: Buffer, contentType: string | undefined): boolean {
-    const o = sdpOrigin(body, contentType);
-    if (o === null) return false;
-    const changed = o !== this.remoteOrigin;
-    this.remoteOrigin = o;
-    return changed;
   }
 
   get canUpdate(): boolean {

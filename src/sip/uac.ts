@@ -30,7 +30,7 @@ export interface OutboundOptions {
 export interface OutboundEvents {
   /** A 1xx other than 100 (182 Queued included: it is not contact). */
   onProvisional?(res: SipResponse): void;
-  /** 2xx: the dialog is confirmed on our side; ACK has been sent unless `deferAck`. */
+  /** 2xx: the dialog is confirmed on our side and the ACK has been sent. */
   onAnswer(res: SipResponse, dialog: Dialog, crossedCancel: boolean): void;
   /** Final failure of the whole attempt. `status` 408 with `local: 'timeout'` = no response. */
   onFailure(status: number, reason: string, info: { local?: LocalFailure; retryAfterS?: number; cancelled: boolean; response?: SipResponse }): void;
@@ -59,8 +59,6 @@ export class OutboundInvite {
   lastRequest: SipRequest | null = null;
   /** The peer that answered (for in-dialog requests when the Contact is a host name). */
   peer: Peer | null = null;
-  /** Hold the ACK for the 2xx until `ack(body)` is called (late offer). */
-  deferAck = false;
 
   constructor(
     private readonly ep: SipEndpoint,
@@ -169,7 +167,7 @@ export class OutboundInvite {
       // PRACKs used CSeq numbers after the INVITE's; in-dialog requests continue above them.
       this.dialog.localSeq = Math.max(this.dialog.localSeq, this.cseq - 1);
       this.peer = dest;
-      if (!this.deferAck) this.ack();
+      this.ack();
       this.events.onAnswer(res, this.dialog, this.cancelled);
       return;
     }
