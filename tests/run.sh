@@ -16,6 +16,11 @@ if ((${#need[@]})); then
   echo "installing Debian packages: ${need[*]}"
   $SUDO apt-get update -qq || exit 1
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || exit 1
+  # The tests start their own Kamailio and mosquitto on their own ports; a system service the
+  # install just started would hold 5060/1883 (the RFC 4475 test answers on Via port 5060).
+  if command -v systemctl >/dev/null 2>&1; then
+    for svc in kamailio mosquitto; do $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; done
+  fi
 fi
 
 # npm packages (dev dependencies included: tap, typescript).
