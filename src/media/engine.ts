@@ -228,9 +228,23 @@ export class MediaEngine extends EventEmitter {
     });
   }
 
+  /**
+   * Commands are batched into one postMessage per turn of the event loop: a call set-up issues
+   * several (configure, conference, allocate) and each postMessage costs tens of µs here. The
+   * flush runs after the current I/O callback, so the SIP message being handled leaves first.
+   */
   private send(cmd: Command): void {
-    this.worker.postMessage(cmd);
+    this.outbox.push(cmd);
+    if (this.outbox.length === 1) setImmediate(this.flush);
   }
+
+  private readonly outbox: Command[] = [];
+
+  private readonly flush = (): void => {
+    if (!this.outbox.length) return;
+    const batch = this.outbox.splice(0);
+    this.worker.postMessage(batch.length === 1 ? batch[0] : batch);
+  };
 
   private settle(req: number, value: unknown, err?: Error): void {
     const p = this.pending.get(req);

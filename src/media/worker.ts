@@ -801,7 +801,12 @@ async function stop(req: number): Promise<void> {
   post({ op: 'stopped', req });
 }
 
-port.on('message', (cmd: Command) => {
+port.on('message', (msg: Command | Command[]) => {
+  if (Array.isArray(msg)) for (const cmd of msg) handle(cmd);
+  else handle(msg);
+});
+
+function handle(cmd: Command): void {
   try {
     switch (cmd.op) {
       case 'allocate':
@@ -836,7 +841,7 @@ port.on('message', (cmd: Command) => {
   } catch (err) {
     post({ op: 'error', message: `media worker: ${(cmd as { op: string }).op}: ${(err as Error).stack ?? String(err)}` });
   }
-});
+}
 
 t0 = performance.now();
 tickNo = 0;
