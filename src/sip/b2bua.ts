@@ -788,11 +788,11 @@ export class B2bua implements TransactionUser {
     call.state = 'ended';
     call.citizen.stop();
     call.calltaker.stop();
-    // Keep the Call-ID mapping a little while so late requests (BYE retransmissions) get answers.
-    const ids = [call.id, call.out?.callId, call.calltaker.dialog?.callId, ...[...call.regions.values()].map((r) => r.out?.callId)];
-    setTimeout(() => {
-      for (const id of ids) if (id && this.byCallId.get(id)?.call === call) this.byCallId.delete(id);
-    }, this.opts.timers.timeout).unref();
+    // Forget the legs at once: retransmitted BYEs are answered by their server transactions,
+    // and keeping whole calls alive for 32 s would only feed the garbage collector.
+    for (const id of [call.id, call.out?.callId, call.calltaker.dialog?.callId, ...[...call.regions.values()].map((r) => r.out?.callId)]) {
+      if (id && this.byCallId.get(id)?.call === call) this.byCallId.delete(id);
+    }
     this.calls.delete(call.id);
     call.media?.close();
     this.log.info({ callId: call.id, reason, by }, 'call ended');
