@@ -395,16 +395,7 @@ function emit(ep: Endpoint, dest: LatchAddress, pcm: Int16Array): number {
   const frame = m.ptimeMs * 8;
   if (frame === FRAME && ep.fifoLen === 0) {
     // 20 ms packets, nothing queued (the common case): straight from the mix, no FIFO copy.
-    const buf = Buffer.allocUnsafe(12 + FRAME);
-    writeRtpHeader(buf, ep.markerNext, m.payloadType, ep.seq, ep.ts, ep.ssrc);
-    encodeInto(m.codec, pcm, 0, FRAME, buf, 12);
-    ep.rtp.send(buf, dest.port, dest.address);
-    ep.markerNext = false;
-    ep.seq = (ep.seq + 1) & 0xffff;
-    ep.ts = (ep.ts + FRAME) >>> 0;
-    ep.packetsOut++;
-    ep.octetsOut += FRAME;
-    ep.sentSinceReport = true;
+    sendPacket(ep, dest, pcm, 0, FRAME);
     ctr.packetsOut++;
     return 1;
   }
@@ -413,16 +404,7 @@ function emit(ep: Endpoint, dest: LatchAddress, pcm: Int16Array): number {
   let off = 0;
   let n = 0;
   while (ep.fifoLen - off >= frame) {
-    const buf = Buffer.allocUnsafe(12 + frame);
-    writeRtpHeader(buf, ep.markerNext, m.payloadType, ep.seq, ep.ts, ep.ssrc);
-    encodeInto(m.codec, ep.fifo, off, frame, buf, 12);
-    ep.rtp.send(buf, dest.port, dest.address);
-    ep.markerNext = false;
-    ep.seq = (ep.seq + 1) & 0xffff;
-    ep.ts = (ep.ts + frame) >>> 0;
-    ep.packetsOut++;
-    ep.octetsOut += frame;
-    ep.sentSinceReport = true;
+    sendPacket(ep, dest, ep.fifo, off, frame);
     off += frame;
     n++;
   }
@@ -432,6 +414,21 @@ function emit(ep: Endpoint, dest: LatchAddress, pcm: Int16Array): number {
   }
   ctr.packetsOut += n;
   return n;
+}
+
+/** Encode `samples` PCM samples from `pcm[off]` into one RTP packet and send it; advance seq/ts. */
+function sendPacket(ep: Endpoint, dest: LatchAddress, pcm: Int16Array, off: number, samples: number): void {
+  const m = ep.media!;
+  const buf = Buffer.allocUnsafe(12 + samples);
+  writeRtpHeader(buf, ep.markerNext, m.payloadType, ep.seq, ep.ts, ep.ssrc);
+  encodeInto(m.codec, pcm, off, samples, buf, 12);
+  ep.rtp.send(buf, dest.port, dest.address);
+  ep.markerNext = false;
+  ep.seq = (ep.seq + 1) & 0xffff;
+  ep.ts = (ep.ts + samples) >>> 0;
+  ep.packetsOut++;
+  ep.octetsOut += samples;
+  ep.sentSinceReport = true;
 }
 
 /** A tick in which the endpoint sends nothing: the timeline moves on, what was queued is dropped. */

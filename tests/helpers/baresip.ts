@@ -36,7 +36,8 @@
 // 500 ms, SIGKILL after 1 s), by a watchdog after seconds+5 s, and by a process 'exit' hook as a
 // last resort. Its config dir
 // (a mkdtempSync dir) is removed on teardown unless KEEP_BARESIP=1 (then its path is printed).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { trackChild } from './children.js';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -129,17 +130,6 @@ export interface BaresipHandle {
   sentRecordings(): string[];
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) {
-      try { child.kill('SIGKILL'); } catch { /* already gone */ }
-    }
-  });
-}
 
 const keep = (): boolean => process.env['KEEP_BARESIP'] === '1';
 
@@ -175,7 +165,6 @@ const DTMF_OK = /^[0-9*#A-Da-d]+$/;
 /** Start baresip; resolves once it listens on its SIP port. With `t`, its teardown kills the
  *  process, waits for it and removes its directory. */
 export async function startBaresip(t: Teardownable | null, opts: BaresipOptions): Promise<BaresipHandle> {
-  installExitHook();
   if (!/^[A-Za-z0-9_.+-]+$/.test(opts.name)) throw new Error(`startBaresip: bad name ${JSON.stringify(opts.name)}`);
   if (!(opts.seconds > 0)) throw new Error(`startBaresip: seconds must be > 0`);
   if (opts.sendDtmf && !DTMF_OK.test(opts.sendDtmf.digits)) throw new Error(`startBaresip: bad DTMF digits ${opts.sendDtmf.digits}`);
@@ -230,7 +219,7 @@ export async function startBaresip(t: Teardownable | null, opts: BaresipOptions)
   // stdin is a pipe kept open for the process' life: the stdio module reads menu commands
   // from it (with /dev/null it cannot poll fd 0 and fails to load).
   const child = spawn(BARESIP_BIN, args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-  live.add(child);
+  trackChild(child);
   child.stdin?.on('error', () => { /* EPIPE after exit */ });
   const MAX = 4 << 20;
   let raw = '';
@@ -278,7 +267,6 @@ export async function startBaresip(t: Teardownable | null, opts: BaresipOptions)
       }))),
       new Promise<void>((r) => setTimeout(r, 500)),
     ]);
-    live.delete(child);
     clearTimeout(watchdog);
     if (killTimer) clearTimeout(killTimer);
     if (termTimer) clearTimeout(termTimer);

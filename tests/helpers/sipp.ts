@@ -12,7 +12,8 @@
 // Traces (-trace_err, -trace_msg, -trace_stat, -trace_logs) go to a fs.mkdtempSync directory
 // that is removed once read, unless KEEP_SIPP_TRACES=1 (then its path is printed) or
 // opts.traceDir was given.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { trackChild } from './children.js';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -130,17 +131,6 @@ export interface Teardownable {
   teardown(fn: () => unknown): void;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of live) {
-      try { child.kill('SIGKILL'); } catch { /* already gone */ }
-    }
-  });
-}
 
 const keepTraces = (): boolean => process.env['KEEP_SIPP_TRACES'] === '1';
 
@@ -214,7 +204,6 @@ function scenarioPath(scenario: string): string {
 
 /** Start SIPp. With `t`, its teardown kills the process and waits for it. */
 export function startSipp(t: Teardownable | null, opts: SippOptions): SippHandle {
-  installExitHook();
   const transport: SippTransport = opts.transport ?? 'u1';
   const port = opts.localPort ?? freePortSync();
   const localIp = opts.localIp ?? '127.0.0.1';
@@ -264,7 +253,7 @@ export function startSipp(t: Teardownable | null, opts: SippOptions): SippHandle
   const command = [SIPP_BIN, ...args].map((a) => (/[\s"'$]/.test(a) ? JSON.stringify(a) : a)).join(' ');
 
   const child = spawn(SIPP_BIN, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
+  trackChild(child);
   const MAX = 1 << 20;
   let stdout = '';
   let stderr = '';
@@ -281,7 +270,6 @@ export function startSipp(t: Teardownable | null, opts: SippOptions): SippHandle
     child.once('error', (err) => { stderr += `\nspawn error: ${err.message}`; exited = true; res({ code: null, signal: null }); });
     child.once('exit', (code, signal) => { exited = true; res({ code, signal }); });
   }).then((x) => {
-    live.delete(child);
     clearTimeout(watchdog);
     if (killTimer) clearTimeout(killTimer);
     return x;
