@@ -86,6 +86,9 @@ const idString = (what: string) =>
 const sipUri = () =>
   z.string().regex(SIP_URI_RE, { error: 'must be a SIP URI starting with sip: or sips: (for example sip:amk@192.0.2.10:5060)' });
 
+const httpUrl = () =>
+  z.string().regex(/^https?:\/\/[^\s/?#]+[^\s]*$/i, { error: 'must be an http:// or https:// URL (for example https://amk.example/messages)' });
+
 const cidr = () =>
   z
     .string()
@@ -269,8 +272,45 @@ const regionSchema = z
       .describe('Digest credentials { username, password | passwordFile, realm } for 401/407 challenges; null: none.'),
     outboundProxy: sipUri().nullable().default(null).describe('Outbound proxy SIP URI for calls to this region; null: none.'),
     probe: z.boolean().default(true).describe('Probe the targets with SIP OPTIONS.'),
+    bufferAttempts: int(0, 5).default(1).describe('Attempts on the buffer queue after the primary attempts (only when bufferTargets is not empty).'),
+    spacingS: z
+      .number()
+      .min(0)
+      .max(300)
+      .nullable()
+      .default(null)
+      .describe('Minimum seconds between the starts of two attempts (an instant 486/503 must not burn both); null: ringTimerS. Retry-After is honoured up to this long.'),
+    messageEndpoints: z
+      .strictObject({
+        primary: httpUrl().describe('URL the no-contact message is POSTed to.'),
+        secondary: httpUrl().nullable().default(null).describe('Second URL, used when the primary has not taken the message by the escalation deadline or refused it; null: none.'),
+      })
+      .prefault({ primary: 'http://127.0.0.1:8090/amk/messages' })
+      .describe('Where the electronic "Ingen kontakt til AMK" message goes (HTTP or HTTPS POST, JSON).'),
+    escalationS: z.number().min(1).max(3600).default(30).describe('Seconds a message may stay undelivered before the call taker is told to phone the region, an alarm goes out and the secondary endpoint is used.'),
+    overflow: z
+      .strictObject({
+        policy: z
+          .enum(['none', 'before-message', 'after-message'])
+          .default('none')
+          .describe('none: no overflow; before-message: try the overflow regions before sending the message; after-message: send the message, then try them.'),
+        regions: z
+          .array(
+            z
+              .strictObject({
+                region: idString('region').describe('Region (id) to overflow to.'),
+                attempts: int(1, 10).nullable().default(null).describe("Attempts on this region; null: that region's own attempts setting."),
+                ringTimerS: z.number().min(0.1).max(300).nullable().default(null).describe("Ring timer per attempt; null: that region's own."),
+              })
+              .describe('An overflow region, tried in order.'),
+          )
+          .prefault([])
+          .describe('Overflow regions in the order they are tried.'),
+      })
+      .prefault({})
+      .describe("What happens when the region's own attempts are used up."),
   })
-  .transform((r) => ({ ...r, name: r.name ?? r.id }))
+  .transform((r) => ({ ...r, name: r.name ?? r.id, spacingS: r.spacingS ?? r.ringTimerS }))
   .describe('A regional medical dispatch centre (AMK).');
 
 const condition = (about: string) =>
@@ -304,6 +344,7 @@ const headerCondition = z
 const ruleSchema = z
   .strictObject({
     region: idString('region').describe('Region (id) the matching calls are routed to.'),
+    auto: z.boolean().default(false).describe('Start the conference-in by itself when the call taker answers a matching call.'),
     match: z
       .strictObject({
         requestUriUser: condition('User part of the Request-URI').optional(),
@@ -336,6 +377,36 @@ const probesSchema = z
   })
   .describe('SIP OPTIONS health probes of trunks, the call-taker platform and region targets.');
 
+const dtmfCode = (def: string) =>
+  z
+    .string()
+    .regex(/^[*#][0-9*#]{1,7}$/, { error: 'must be 2-8 DTMF characters starting with * or #, in quotes, for example "*0"' })
+    .default(def);
+
+const journalSchema = z
+  .strictObject({
+    path: z.string().min(1).default('/var/lib/amk-bridge/journal.sqlite').describe('SQLite file of the journal and the message outbox (relative paths: from the working directory).'),
+  })
+  .describe('The durable journal: requests, attempts, outcomes and the message outbox.');
+
+const messagesSchema = z
+  .strictObject({
+    timeoutMs: int(100, 60_000).default(5000).describe('Milliseconds one HTTP POST may take.'),
+    backoff: z
+      .strictObject({
+        initialMs: int(10, 60_000).default(500).describe('First retry delay.'),
+        maxMs: int(100, 600_000).default(30_000).describe('Longest retry delay.'),
+      })
+      .prefault({})
+      .describe('Exponential backoff (with jitter) between delivery tries.'),
+    caFile: z.string().min(1).nullable().default(null).describe('PEM file of the CA(s) that sign the endpoints\' TLS certificates; null: the system CAs.'),
+    authorization: z.string().min(1).nullable().default(null).describe('Authorization header value sent with every POST (for example "Bearer ..."); null: none. Secret: prefer authorizationFile.'),
+    authorizationFile: z.string().min(1).nullable().default(null).describe('File holding the Authorization header value (relative to the config file).'),
+    probeIntervalS: int(0, 3600).default(30).describe('Seconds between HTTP probes of the message endpoints; 0: no probing.'),
+    test: z.boolean().default(false).describe('Mark every message test: true (test and demo installations).'),
+  })
+  .describe('Delivery of the electronic messages to the regions.');
+
 const conferenceSchema = z
   .strictObject({
     trigger: z
@@ -350,6 +421,8 @@ const conferenceSchema = z
       .regex(/^[*#][0-9*#]{1,7}$/, { error: 'must be 2-8 DTMF characters starting with * or #, in quotes, for example "*1"' })
       .default('*1')
       .describe('DTMF feature code that conferences in the region; *1NN# names region NN. Quote it: "*1".'),
+    abortCode: dtmfCode('*0').describe('DTMF code that aborts the running conference-in (before a message is committed).'),
+    retryCode: dtmfCode('*9').describe('DTMF code that starts the next attempt now instead of waiting out the spacing.'),
     interDigitMs: int(100, 10_000)
       .default(2000)
       .describe('Milliseconds to wait for the next feature-code digit; after the code alone, the home region is used when it runs out.'),
@@ -405,6 +478,8 @@ const rootShape = z.strictObject({
   probes: probesSchema.prefault({}),
   conference: conferenceSchema.prefault({}),
   media: mediaSchema.prefault({}),
+  journal: journalSchema.prefault({}),
+  messages: messagesSchema.prefault({}),
 });
 
 type Path = (string | number)[];
@@ -467,6 +542,20 @@ export function crossFieldIssues(value: unknown): Issue[] {
       if (owner !== undefined) out.push({ path: ['desks', i, 'users', j], message: `user "${u}" is already mapped (${owner})` });
       else userOwner.set(u, showPath(['desks', i, 'users', j]));
     });
+  });
+
+  regions.forEach((r, i) => {
+    if (!isRecord(r) || !isRecord(r.overflow)) return;
+    const self = str(r.id);
+    const policy = str(r.overflow.policy);
+    const over = list(r.overflow.regions);
+    over.forEach((o, j) => {
+      const id = isRecord(o) ? str(o.region) : undefined;
+      if (id === undefined) return;
+      if (!regionIds.has(id)) out.push({ path: ['regions', i, 'overflow', 'regions', j, 'region'], message: `region "${id}" is not defined in regions (defined: ${regionList})` });
+      else if (id === self) out.push({ path: ['regions', i, 'overflow', 'regions', j, 'region'], message: 'a region cannot overflow to itself' });
+    });
+    if (policy !== undefined && policy !== 'none' && over.length === 0) out.push({ path: ['regions', i, 'overflow', 'regions'], message: `policy "${policy}" needs at least one overflow region` });
   });
 
   if (isRecord(value.media)) {

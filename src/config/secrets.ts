@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
  * Keys whose values are secrets. A key `<secret>File` next to one of them names a file holding
  * the value (read at load time, relative to the config file's directory).
  */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'passphrase', 'secret', 'token']);
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'passphrase', 'secret', 'token', 'authorization']);
 
 /** What `redactSecrets` puts in place of a secret. */
 export const REDACTED = '***';
