@@ -122,6 +122,9 @@ export class Journal implements Outbox {
     this.db = db;
     this.path = path;
     this.s = prepareStatements(db);
+    // IMMEDIATE: take the write lock up front. A deferred transaction that reads first and
+    // then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another process, such as the CLI or
+    // the daemon, committed meanwhile; the busy timeout cannot help it.
 
     this.commitTx = db.transaction((m: OutboxCommit, outcome?: { outcome: RequestOutcome; at: number }) => {
       const key = `${m.requestId}:${m.type}`;
@@ -139,13 +142,13 @@ export class Journal implements Outbox {
         }).changes > 0;
       if (outcome) this.s.requestOutcome.run({ request_id: m.requestId, outcome: outcome.outcome, stage: null, region: null, at: outcome.at });
       return { row: toOutboxRow(this.s.get.get(key) as OutboxRecord), created };
-    });
+    }).immediate;
 
     this.retryTx = db.transaction((key: string | undefined, now: number): string[] => {
       const keys = key === undefined ? this.s.retryCandidates.all().map((r) => r.key) : this.s.retryCandidate.get(key) ? [key] : [];
       for (const k of keys) this.s.retryOne.run(now, k);
       return keys;
-    });
+    }).immediate;
   }
 
   close(): void {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
-import { SCHEMA_VERSION } from '../../src/journal/db.js';
+import { openDatabase, SCHEMA_VERSION } from '../../src/journal/db.js';
 import { Journal } from '../../src/journal/journal.js';
 import type { MessageType, OutboxCommit, RequestStart } from '../../src/journal/types.js';
 
@@ -65,6 +65,16 @@ t.test('open creates the file and its directories, with WAL and the current sche
   const indexes = (raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'`).all() as { name: string }[]).map((r) => r.name);
   for (const name of ['outbox_state_next_at', 'outbox_request_id', 'requests_call_id', 'requests_incident_id', 'attempts_request']) t.ok(indexes.includes(name), `index ${name}`);
   t.equal(j.path, file);
+});
+
+t.test('the connection is durable: WAL, synchronous FULL, secure delete, foreign keys, busy timeout', async (t) => {
+  const db = openDatabase(join(tempDir(t), 'a', 'b', 'j.sqlite'));
+  t.teardown(() => db.close());
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
+  t.equal(db.pragma('secure_delete', { simple: true }), 1);
+  t.equal(db.pragma('foreign_keys', { simple: true }), 1);
+  t.equal(db.pragma('busy_timeout', { simple: true }), 5000);
 });
 
 t.test('open with create: false refuses a missing file and creates nothing', async (t) => {
