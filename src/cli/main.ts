@@ -11,6 +11,8 @@ import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkConfigCommand, type CliIO } from './check-config.js';
+import { incidentCommand } from './incident.js';
+import { outboxCommand } from './outbox.js';
 
 export type { CliIO } from './check-config.js';
 
@@ -22,6 +24,10 @@ Commands:
                           "FILE: ok", or every error as "FILE: KEY: reason" and
                           exits 1.
   print-schema            Print the configuration JSON Schema (draft-07).
+  incident ID             The whole story of a conference-in request from the journal:
+                          request, attempts, messages (--json for JSON).
+  outbox list|retry       List the messages that still need attention; set failed
+                          messages for retry (works while the daemon runs).
 
 Options:
   -h, --help              Show help; "amk-bridge COMMAND --help" for a command.
@@ -84,6 +90,10 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       return 0;
     case 'run':
       return runCommand(rest, io);
+    case 'incident':
+      return incidentCommand(rest, io);
+    case 'outbox':
+      return outboxCommand(rest, io);
     case '-h':
     case '--help':
     case 'help':
