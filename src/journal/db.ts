@@ -96,10 +96,10 @@ export function openDatabase(path: string, opts: OpenOptions = {}): SqliteDb {
   const create = opts.create ?? true;
   const file = resolve(path);
   if (create) mkdirSync(dirname(file), { recursive: true });
-  // `timeout` is better-sqlite3's busy_timeout: the daemon and the CLI share the file.
+  // `timeout` sets busy_timeout (5 s): the daemon and the CLI share the file, so a writer waits
+  // for the other's transaction instead of failing.
   const db = new Database(file, { fileMustExist: !create, timeout: 5000 });
   try {
-    db.pragma('busy_timeout = 5000');
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (String(mode).toLowerCase() !== 'wal') throw new Error(`journal ${file}: cannot use WAL mode (got "${String(mode)}")`);
     // FULL: in WAL mode the WAL is fsynced at every commit, so a returned write survives a power cut.

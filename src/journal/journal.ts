@@ -125,7 +125,6 @@ export class Journal implements Outbox {
     // IMMEDIATE: take the write lock up front. A deferred transaction that reads first and
     // then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another process, such as the CLI or
     // the daemon, committed meanwhile; the busy timeout cannot help it.
-
     this.commitTx = db.transaction((m: OutboxCommit, outcome?: { outcome: RequestOutcome; at: number }) => {
       const key = `${m.requestId}:${m.type}`;
       const created =
@@ -167,6 +166,7 @@ export class Journal implements Outbox {
   // -------------------------------------------------------------------------------------------
   // Requests and attempts
 
+  /** Policy and context are stored as JSON text. A repeated start for the same id keeps the first. */
   requestStarted(r: RequestStart): void {
     this.s.insertRequest.run(requestParams(r));
   }
