@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,7 +107,7 @@ type Ev =
   | { e: 'escalated'; key: string; reason: string; detail: string; at: number }
   | { e: 'failed'; key: string; error: string };
 
-function harness(t: Tap.Test, outbox: Outbox, p: Partial<DeliveryOptions> = {}) {
+function harness(t: Test, outbox: Outbox, p: Partial<DeliveryOptions> = {}) {
   const events: Ev[] = [];
   const logs: Array<{ level: string; o: object; m?: string }> = [];
   let lastNow = 0;
@@ -163,7 +163,7 @@ function commit(outbox: Outbox, endpoints: string[], p: { requestId?: string; ty
 }
 
 /** A URL where nothing listens (a receiver started and stopped), and its port. */
-async function closedUrl(t: Tap.Test): Promise<{ url: string; port: number }> {
+async function closedUrl(t: Test): Promise<{ url: string; port: number }> {
   const r = await startReceiver(t);
   const url = r.url();
   await r.stop();

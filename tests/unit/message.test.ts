@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import Ajv from 'ajv';
 import {
@@ -50,7 +50,7 @@ function details(type: MessageType, p: Partial<MessageDetails> = {}): MessageDet
   return { ...base, ...p };
 }
 
-function valid(t: Tap.Test, m: unknown, what: string): void {
+function valid(t: Test, m: unknown, what: string): void {
   t.ok(validate(m), `${what} validates against config/message.schema.json`, { errors: validate.errors });
 }
 
