@@ -149,19 +149,18 @@ export class MessageDelivery {
   }
 
   private escalateDue(now: number): void {
-    for (const row of this.outbox.escalationsDue(now)) {
-      try {
-        this.outbox.escalated(row.key, now);
-      } catch (err) {
-        this.log.error({ err, key: row.key }, 'could not record a message escalation');
-        continue;
-      }
-      const flight = this.flights.get(row.key);
-      if (flight) flight.escalated = true;
-      const detail = `not delivered ${Math.round((now - row.createdAt) / 1000)} s after commit${row.lastError ? ` (last error: ${row.lastError})` : ''}`;
-      this.log.warn({ key: row.key, region: row.region, detail }, 'message delivery escalated: deadline');
-      this.emit('escalated', () => this.events.escalated(row, 'deadline', detail));
-    }
+    for (const row of this.outbox.escalationsDue(now)) this.escalateForDeadline(row, now, row.lastError);
+  }
+
+  /** false when it could not be recorded (tried again on the next poll). */
+  private escalateForDeadline(row: OutboxRow, now: number, lastError: string | null): boolean {
+    if (!this.write(() => this.outbox.escalated(row.key, now))) return false;
+    const flight = this.flights.get(row.key);
+    if (flight) flight.escalated = true;
+    const detail = `not delivered ${Math.round((now - row.createdAt) / 1000)} s after commit${lastError ? ` (last error: ${lastError})` : ''}`;
+    this.log.warn({ key: row.key, region: row.region, detail }, 'message delivery escalated: deadline');
+    this.emit('escalated', () => this.events.escalated(row, 'deadline', detail));
+    return true;
   }
 
   private wakeAt(at: number): void {
@@ -213,7 +212,12 @@ export class MessageDelivery {
 
     for (const endpoint of row.endpoints) {
       if (refused.has(endpoint)) continue;
-      if (endpoint !== primary && !flight.escalated) break;
+      if (endpoint !== primary && !flight.escalated) {
+        // The deadline passed during this try, before the poll saw it: escalate here, so
+        // the next endpoint gets the message now rather than after a backoff.
+        const now = this.now();
+        if (row.escalateAt > now || !this.escalateForDeadline(row, now, lastError)) break;
+      }
       const started = this.now();
       const r: PostResult = await postJson(endpoint, row.payload, headers, { timeoutMs: this.opts.timeoutMs, agent: this.agentFor(endpoint), signal: flight.abort.signal });
       if (this.stopped && flight.abort.signal.aborted) return; // stays pending as it was

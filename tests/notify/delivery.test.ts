@@ -384,6 +384,23 @@ t.test('deadline passes while the primary POST is in flight: the same try goes o
   t.same(outbox.ops(row.key).map((w) => w.op), ['escalated', 'delivered'], 'no backoff in between');
 });
 
+t.test('deadline passes during a try before any poll sees it: escalated there, secondary at once', async (t) => {
+  const primary = await startReceiver(t, { script: () => ({ status: 503, delayMs: 150 }) });
+  const secondary = await startReceiver(t);
+  const outbox = new MemOutbox();
+  const { d, of, events } = harness(t, outbox, { pollMs: 60_000, backoff: { initialMs: 10_000, maxMs: 10_000 } });
+  d.start();
+  const row = commit(outbox, [primary.url(), secondary.url()], { escalateAfterMs: 50 });
+  d.kick();
+  await until('delivered', () => of('delivered').length === 1);
+  t.same(events.map((e) => e.e), ['escalated', 'delivered']);
+  const esc = of('escalated')[0] as Extract<Ev, { e: 'escalated' }>;
+  t.equal(esc.reason, 'deadline');
+  t.match(esc.detail, /HTTP 503/);
+  t.equal(outbox.get(row.key)!.deliveredTo, secondary.url());
+  t.same(outbox.ops(row.key).map((w) => w.op), ['escalated', 'delivered']);
+});
+
 t.test('429 with Retry-After: the next try waits for it', async (t) => {
   const rx = await startReceiver(t, { script: (r) => (r.n === 1 ? { status: 429, headers: { 'Retry-After': '1' } } : { status: 200 }) });
   const outbox = new MemOutbox();
