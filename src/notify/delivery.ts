@@ -66,7 +66,6 @@ export class MessageDelivery {
    */
   private readonly held = new Map<string, number>();
   private readonly agents: AgentPool;
-  private readonly ca: Buffer | null;
   private readonly now: () => number;
   private readonly random: () => number;
   private poll: NodeJS.Timeout | null = null;
@@ -81,16 +80,16 @@ export class MessageDelivery {
   ) {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
-    this.ca = null;
+    let ca: Buffer | null = null;
     if (opts.caFile !== null) {
       try {
-        this.ca = readFileSync(opts.caFile);
+        ca = readFileSync(opts.caFile);
       } catch (err) {
         // Deliveries to https endpoints then fail TLS verification and escalate: loud, not silent.
         log.error({ err, caFile: opts.caFile }, 'message endpoint CA file unreadable; using the system CAs');
       }
     }
-    this.agents = new AgentPool(this.ca);
+    this.agents = new AgentPool(ca);
   }
 
   start(): void {
