@@ -8,6 +8,12 @@ import { B2bua } from './sip/b2bua.js';
 import { TargetProber, type ProbeTarget } from './sip/prober.js';
 import { EventBus } from './core/events.js';
 import { ConferenceService, type ConferenceOptions } from './core/conference.js';
+import { recoverUnfinished } from './core/recovery.js';
+import { escalationFollowUp } from './core/escalation.js';
+import { Journal } from './journal/journal.js';
+import { MessageDelivery } from './notify/delivery.js';
+import { EndpointProber } from './notify/endpoint-prober.js';
+import { readFileSync } from 'node:fs';
 import { VERSION } from './version.js';
 import { MediaAdapter, type MediaSettings } from './media/media-adapter.js';
 
@@ -22,6 +28,9 @@ export interface Bridge {
   readonly transport: SipTransport;
   readonly endpoint: SipEndpoint;
   readonly media: MediaAdapter;
+  readonly journal: Journal;
+  readonly delivery: MessageDelivery;
+  readonly endpoints: EndpointProber;
   /** Apply a new, already validated config to new calls. */
   reload(config: Config): void;
   stop(): Promise<void>;
@@ -38,16 +47,30 @@ function conferenceOptions(c: Config): ConferenceOptions {
   return {
     node: c.node,
     regions: c.regions.map((r) => ({
-      id: r.id, name: r.name, code: r.code, targets: r.targets, ringTimerS: r.ringTimerS,
+      id: r.id, name: r.name, code: r.code, targets: r.targets, bufferTargets: r.bufferTargets,
+      attempts: r.attempts, bufferAttempts: r.bufferAttempts, ringTimerS: r.ringTimerS, spacingS: r.spacingS,
+      escalationS: r.escalationS, messageEndpoints: r.messageEndpoints, overflow: r.overflow,
       auth: r.auth ? { username: r.auth.username, password: r.auth.password, realm: r.auth.realm ?? undefined } : null,
       outboundProxy: r.outboundProxy,
     })),
     routing: c.routing,
     featureCode: c.conference.featureCode,
+    abortCode: c.conference.abortCode,
+    retryCode: c.conference.retryCode,
     interDigitMs: c.conference.interDigitMs,
     infoTrigger: c.conference.trigger.info,
     rtpTrigger: c.conference.trigger.rtp,
+    test: c.messages.test,
   };
+}
+
+function messageEndpointUrls(c: Config): string[] {
+  const urls = new Set<string>();
+  for (const r of c.regions) {
+    urls.add(r.messageEndpoints.primary);
+    if (r.messageEndpoints.secondary) urls.add(r.messageEndpoints.secondary);
+  }
+  return [...urls];
 }
 
 function probeTargets(c: Config): ProbeTarget[] {
@@ -83,9 +106,55 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
     throw err;
   }
 
+  let journal: Journal;
+  try {
+    journal = Journal.open(config.journal.path);
+  } catch (err) {
+    await media.stop();
+    await transport.close();
+    throw new Error(`cannot open the journal ${config.journal.path}: ${(err as Error).message}`);
+  }
+  const ca = config.messages.caFile ? readFileSync(config.messages.caFile) : null;
+
   const b2bua = new B2bua(endpoint, resolver, bus, b2buaOptions(config, timers), log, media);
-  const conference = new ConferenceService(bus, b2bua, media, conferenceOptions(config), log);
-  b2bua.keepCitizenWhile = (callId) => conference.inProgress(callId);
+  // Delivery reports go to the bus and back to the request that committed the message.
+  let conference: ConferenceService | null = null;
+  const delivery = new MessageDelivery(journal, {
+    timeoutMs: config.messages.timeoutMs, backoff: config.messages.backoff, caFile: config.messages.caFile,
+    authorization: config.messages.authorization,
+  }, {
+    delivered: (row, url, latencyMs) => {
+      bus.emit('message.delivered', { requestId: row.requestId, callId: conference?.callOf(row.requestId) ?? null, key: row.key, type: row.type, endpoint: url, latencyMs, at: Date.now() });
+      conference?.messageDelivered(row.requestId, row.type);
+    },
+    retrying: (row, url, error, nextAt) => log.warn({ key: row.key, endpoint: url, error, retryInMs: nextAt - Date.now() }, 'message delivery failed; will retry'),
+    escalated: (row, reason, detail) => {
+      const at = Date.now();
+      bus.emit('message.escalated', { requestId: row.requestId, callId: conference?.callOf(row.requestId) ?? null, key: row.key, type: row.type, reason, detail, at });
+      bus.emit('alarm', { kind: 'message-escalated', text: `message ${row.key} not delivered (${reason}: ${detail}); phone the region`, requestId: row.requestId, at });
+      if (!conference?.messageEscalated(row.requestId, row.type, reason, detail) && row.type === 'no-contact') {
+        escalationFollowUp(journal, row, { at, reason, detail });
+        delivery.kick();
+      }
+    },
+    failed: (row, error) => {
+      const at = Date.now();
+      bus.emit('message.failed', { requestId: row.requestId, callId: conference?.callOf(row.requestId) ?? null, key: row.key, type: row.type, error, at });
+      bus.emit('alarm', { kind: 'message-failed', text: `message ${row.key} refused by every endpoint: ${error}; run "amk-bridge outbox retry" when fixed`, requestId: row.requestId, at });
+    },
+  }, log);
+  conference = new ConferenceService({ bus, dialer: b2bua, tones: media, journal, delivery, log }, conferenceOptions(config));
+  const conf = conference;
+  b2bua.keepCitizenWhile = (callId) => conf.inProgress(callId);
+
+  // Nothing ends in silence: unfinished requests of a previous run get their message now, and
+  // the outbox is replayed.
+  const recovered = recoverUnfinished(journal, delivery, bus, log);
+  if (recovered) log.warn({ recovered }, 'unfinished requests from before the restart: messages committed');
+  delivery.start();
+
+  let endpoints = new EndpointProber(messageEndpointUrls(config), { intervalS: config.messages.probeIntervalS, timeoutMs: config.messages.timeoutMs, ca }, (s) => bus.emit('endpoint.health', s));
+  endpoints.start();
 
   let prober = new TargetProber(endpoint, resolver, bus, probeTargets(config), config.probes);
   prober.start();
@@ -96,15 +165,21 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   bus.on('call.rejected', (e) => log.warn(e, 'call rejected'));
   bus.on('conference.attempt', (e) => log.info(e, `attempt ${e.phase}`));
   bus.on('conference.refused', (e) => log.warn(e, 'conference-in refused'));
+  bus.on('message.delivered', (e) => log.info(e, `message ${e.type} delivered`));
+  bus.on('alarm', (e) => log.error(e, `alarm: ${e.text}`));
+  bus.on('endpoint.health', (e) => (e.up ? log.info(e, 'message endpoint up') : log.warn(e, 'message endpoint down')));
   bus.on('target.health', (e) => (e.up ? log.info(e, 'target up') : log.warn(e, 'target down')));
 
   const listeners = transport.bound;
   log.info({ listeners, version: VERSION }, 'amk-bridge listening');
 
   return {
-    bus, listeners, b2bua, conference, transport, endpoint, media,
+    bus, listeners, b2bua, conference: conf, transport, endpoint, media, journal, delivery,
     get prober() {
       return prober;
+    },
+    get endpoints() {
+      return endpoints;
     },
     port(kind) {
       const l = listeners.find((x) => x.transport === kind);
@@ -116,7 +191,10 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       // to new calls, while calls in progress keep the policy they started with.
       b2bua.reconfigure(b2buaOptions(next, timers));
       media.reconfigure(mediaSettings(next));
-      conference.reconfigure(conferenceOptions(next));
+      conf.reconfigure(conferenceOptions(next));
+      endpoints.stop();
+      endpoints = new EndpointProber(messageEndpointUrls(next), { intervalS: next.messages.probeIntervalS, timeoutMs: next.messages.timeoutMs, ca }, (s) => bus.emit('endpoint.health', s));
+      endpoints.start();
       prober.stop();
       prober = new TargetProber(endpoint, resolver, bus, probeTargets(next), next.probes);
       prober.start();
@@ -124,12 +202,17 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
     },
     async stop() {
       prober.stop();
+      endpoints.stop();
       b2bua.hangupAll();
       // Give the BYEs a moment to leave before the sockets close.
       await new Promise((r) => setTimeout(r, 50));
+      conf.stop();
       endpoint.shutdown();
       await transport.close();
       await media.stop();
+      // Deliveries in flight finish (bounded); anything left is replayed at the next start.
+      await delivery.stop();
+      journal.close();
     },
   };
 }

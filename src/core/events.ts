@@ -13,6 +13,8 @@ export interface CallFacts {
   source: string;
   /** Raw values of every header line, by lower-case name. */
   header(name: string): string[];
+  /** The PIDF-LO location body part, when the INVITE carried one. */
+  pidfLo: string | null;
 }
 
 export interface BridgeEvents {
@@ -24,9 +26,31 @@ export interface BridgeEvents {
   'call.digit': { callId: string; digit: string; via: 'info' | 'rtp' };
   'call.rejected': { source: string; status: number; reason: string };
   'target.health': { id: string; kind: 'trunk' | 'calltaker' | 'region'; uri: string; up: boolean; since: number; lastStatus: number | null };
-  'conference.attempt': { callId: string; attemptId: string; region: string; target: string; phase: 'started' | 'ringing' | 'answered' | 'failed' | 'cancelled'; status?: number; reason?: string; crossedCancel?: boolean; at: number };
+  'conference.attempt': {
+    callId: string; requestId: string; attemptId: string; n: number; region: string; target: string;
+    phase: 'started' | 'ringing' | 'answered' | 'failed' | 'cancelled';
+    outcome?: 'answered' | 'busy' | 'no-answer' | 'rejected' | 'unreachable' | 'cancelled' | 'citizen-hangup';
+    status?: number; reason?: string; crossedCancel?: boolean; at: number;
+  };
   'conference.refused': { callId: string; reason: string };
+  'request.started': { requestId: string; callId: string; region: string; desk: string | null; trigger: RequestTrigger; at: number };
+  /** What the call taker's lamp shows about a request. */
+  'request.state': { requestId: string; callId: string; desk: string | null; state: RequestDisplayState; attempt: number; region: string; at: number };
+  'request.ended': { requestId: string; callId: string; outcome: 'contact' | 'no-contact' | 'aborted'; stage: 'home' | 'buffer' | 'overflow' | null; region: string | null; attempts: number; at: number };
+  'message.committed': { requestId: string; callId: string | null; key: string; type: MessageKind; region: string; at: number };
+  'message.delivered': { requestId: string; callId: string | null; key: string; type: MessageKind; endpoint: string; latencyMs: number; at: number };
+  'message.escalated': { requestId: string; callId: string | null; key: string; type: MessageKind; reason: 'deadline' | 'permanent-failure'; detail: string; at: number };
+  'message.failed': { requestId: string; callId: string | null; key: string; type: MessageKind; error: string; at: number };
+  'endpoint.health': { url: string; up: boolean; since: number; lastStatus: number | null; lastError: string | null };
+  /** Something a technician must look at (MQTT, system lamp, logs). */
+  alarm: { kind: string; text: string; requestId?: string; at: number };
 }
+
+export type RequestTrigger = 'dtmf' | 'info' | 'cti' | 'auto' | 'restart';
+export type RequestDisplayState =
+  | 'dialing' | 'waiting' | 'connected' | 'no-contact' | 'overflow-dialing' | 'overflow-connected' | 'aborted'
+  | 'message-delivered' | 'escalation';
+export type MessageKind = 'no-contact' | 'contact-via-overflow' | 'citizen-hangup' | 'delivery-escalated';
 
 export type BridgeEventName = keyof BridgeEvents;
 

@@ -10,6 +10,8 @@ export interface Condition {
 
 export interface RoutingRule {
   region: string;
+  /** Conference the region in by itself when the call taker answers. */
+  auto?: boolean;
   match: {
     requestUriUser?: Condition;
     toUser?: Condition;
@@ -26,19 +28,19 @@ export interface Routing {
 
 /** A routing table with its regular expressions compiled once. */
 export class Router {
-  private readonly compiled: { region: string; test: (f: CallFacts) => boolean }[];
+  private readonly compiled: { region: string; auto: boolean; test: (f: CallFacts) => boolean }[];
 
   constructor(private readonly routing: Routing) {
-    this.compiled = routing.rules.map((r) => ({ region: r.region, test: compileRule(r) }));
+    this.compiled = routing.rules.map((r) => ({ region: r.region, auto: r.auto ?? false, test: compileRule(r) }));
   }
 
-  /** The home region of a call, and the index of the rule that chose it (-1: default). */
-  route(facts: CallFacts): { region: string; rule: number } {
+  /** The home region of a call, the index of the rule that chose it (-1: default), and whether that rule conferences in by itself. */
+  route(facts: CallFacts): { region: string; rule: number; auto: boolean } {
     for (let i = 0; i < this.compiled.length; i++) {
       const c = this.compiled[i]!;
-      if (c.test(facts)) return { region: c.region, rule: i };
+      if (c.test(facts)) return { region: c.region, rule: i, auto: c.auto };
     }
-    return { region: this.routing.defaultRegion, rule: -1 };
+    return { region: this.routing.defaultRegion, rule: -1, auto: false };
   }
 }
 

@@ -17,7 +17,7 @@ import { ReliableProvisionals } from './reliable-provisional.js';
 import { SourceAcl } from './acl.js';
 import { passThrough } from './passthrough.js';
 import { infoDigit, isDtmfInfo } from './info-digits.js';
-import { buildMultipart, nonSdpParts } from './multipart.js';
+import { buildMultipart, contentTypeOf, nonSdpParts } from './multipart.js';
 import type { EventBus, CallFacts } from '../core/events.js';
 import { CALLTAKER, CITIZEN, MediaUnavailableError, type CallMediaPort, type MediaPort } from '../core/media-port.js';
 import { sdpOf } from './multipart.js';
@@ -931,6 +931,12 @@ function numberOf(value: string | undefined): string | null {
   return /^\+?[0-9*#-]+$/.test(n) ? n.replace(/-/g, '') : n;
 }
 
+/** The PIDF-LO location part of a multipart INVITE body (RFC 6442), as text. */
+function pidfLoOf(req: SipRequest): string | null {
+  const part = nonSdpParts(req.body, req.headers.get('content-type')).find((p) => contentTypeOf(p) === 'application/pidf+xml');
+  return part ? part.body.toString('utf8') : null;
+}
+
 function callFacts(req: SipRequest, trunk: string | null, src: Peer): CallFacts {
   return {
     requestUri: req.uri,
@@ -941,6 +947,7 @@ function callFacts(req: SipRequest, trunk: string | null, src: Peer): CallFacts 
     trunk,
     source: src.address,
     header: (name) => req.headers.getRaw(name),
+    pidfLo: pidfLoOf(req),
   };
 }
 

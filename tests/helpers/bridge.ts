@@ -3,12 +3,21 @@ import { startBridge, type Bridge } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
 import { testConfig, type TestConfigOptions } from './config.js';
 import type { Config } from '../../src/config/schema.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
 export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {}, start: { dnsServers?: string[] } = {}): Promise<{ bridge: Bridge; config: Config }> {
+  // Each bridge gets its own journal in its own directory unless the test names one.
+  if (!opts.journal?.path) {
+    const dir = mkdtempSync(join(tmpdir(), 'amk-journal-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    opts = { ...opts, journal: { ...opts.journal, path: join(dir, 'journal.sqlite') } };
+  }
   const config = testConfig(opts);
   const logger = createLogger({ level: config.log.level, pretty: false, destination: process.stderr });
   const bridge = await startBridge(config, { logger, dnsServers: start.dnsServers });

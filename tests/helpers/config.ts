@@ -75,6 +75,8 @@ export function testConfigInput(opts: TestConfigOptions = {}): ConfigInput {
     ],
     routing: { defaultRegion: 'hovedstaden', rules: [] },
     probes: { intervalS: 3600 },
+    // No endpoint probing unless a test asks; every message of a test is a test message.
+    messages: { probeIntervalS: 0, test: true, backoff: { initialMs: 50, maxMs: 500 } },
   };
   return deepMerge(base, overrides) as ConfigInput;
 }

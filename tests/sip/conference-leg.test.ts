@@ -14,7 +14,7 @@ async function conference(t: Tap.Test, region: string, opts: { ringTimerS?: numb
   const { bridge } = await startTestBridge(t, {
     callTakerTarget: `sip:1001@127.0.0.1:${ct.port}`,
     regionTargets: [`sip:amk@127.0.0.1:${amk.port}`],
-    region: { ringTimerS: opts.ringTimerS ?? 2, auth: opts.auth ?? null },
+    region: { ringTimerS: opts.ringTimerS ?? 2, auth: opts.auth ?? null, attempts: 1 },
     conference: { interDigitMs: 150 },
   });
   const attempts: Attempt[] = [];

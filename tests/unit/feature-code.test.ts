@@ -38,3 +38,20 @@ t.test('other digits are not feature codes', async (t) => {
   c.push('2');
   t.same(c.push('3'), { kind: 'invalid', digits: '*1123' });
 });
+
+t.test('abort and retry keys', async (t) => {
+  const c = new FeatureCodeCollector('*1', { abort: '*0', retry: '*9' });
+  t.same(c.push('*'), { kind: 'pending' });
+  t.same(c.push('0'), { kind: 'abort' });
+  t.notOk(c.collecting, 'the collector starts afresh');
+  c.push('*');
+  t.same(c.push('9'), { kind: 'retry' });
+  c.push('*');
+  c.push('1');
+  t.same(c.push('#'), { kind: 'conference', regionCode: null }, 'the conference code still works');
+  c.push('*');
+  t.same(c.push('7'), { kind: 'invalid', digits: '*7' });
+  const plain = new FeatureCodeCollector('*1');
+  plain.push('*');
+  t.same(plain.push('0'), { kind: 'invalid', digits: '*0' }, 'no abort key configured: *0 is just digits');
+});

@@ -8,6 +8,7 @@ function facts(p: Partial<Omit<CallFacts, 'header'>> & { headers?: Record<string
     requestUri: p.requestUri ?? 'sip:112@psap', requestUriUser: p.requestUriUser ?? '112', toUser: p.toUser ?? '112',
     fromNumber: p.fromNumber ?? null, paiNumber: p.paiNumber ?? null, trunk: p.trunk ?? null, source: p.source ?? '127.0.0.1',
     header: (n) => headers[n.toLowerCase()] ?? [],
+    pidfLo: null,
   };
 }
 
