@@ -163,7 +163,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   bus.on('call.answered', (e) => log.info({ callId: e.callId, desk: e.desk, user: e.user }, 'answered by call taker'));
   bus.on('call.desk-changed', (e) => log.info({ callId: e.callId, desk: e.desk, via: e.via }, 'desk changed'));
   bus.on('call.rejected', (e) => log.warn(e, 'call rejected'));
-  bus.on('conference.attempt', (e) => log.info(e, `attempt ${e.phase}`));
+  bus.on('conference.attempt', (e) => log.info(e, `attempt ${e.n} ${e.phase}`));
   bus.on('conference.refused', (e) => log.warn(e, 'conference-in refused'));
   bus.on('message.delivered', (e) => log.info(e, `message ${e.type} delivered`));
   bus.on('alarm', (e) => log.error(e, `alarm: ${e.text}`));

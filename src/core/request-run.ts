@@ -222,7 +222,6 @@ export class RequestRun {
     });
     this.deps.journal.attemptStarted({ attemptId, requestId: this.requestId, n, stage, region, target: targets[0]!, startedAt: now });
     this.deps.bus.emit('conference.attempt', { callId: this.callId, requestId: this.requestId, attemptId, n, region, target: targets[0]!, phase: 'started', at: now });
-    this.deps.log.info({ callId: this.callId, requestId: this.requestId, attemptId, n, stage, region }, `attempt ${n} started`);
     const legs: AttemptLegs = { targets, index: 0, leg: null };
     this.legs.set(attemptId, legs);
     this.dialTarget(attemptId, legs);

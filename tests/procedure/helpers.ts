@@ -8,7 +8,7 @@ import { startSipp, runSipp, type SippHandle, type SippResult } from '../helpers
 import { startTestBridge, waitFor } from '../helpers/bridge.js';
 import { startReceiver } from '../helpers/receiver.js';
 import type { BridgeEvents } from '../../src/core/events.js';
-import type { RegionInput } from '../../src/config/schema.js';
+import type { Config, RegionInput } from '../../src/config/schema.js';
 import type { Bridge } from '../../src/app.js';
 
 export { waitFor };
@@ -41,6 +41,8 @@ export interface FlowOptions {
 
 export interface Flow {
   bridge: Bridge;
+  /** The configuration the bridge started with (validated, defaults applied). */
+  config: Config;
   receiver: Awaited<ReturnType<typeof startReceiver>>;
   home: SippHandle;
   buffer: SippHandle | null;
@@ -77,7 +79,7 @@ export async function flow(t: Tap.Test, o: FlowOptions): Promise<Flow> {
       messageEndpoints: { primary: receiver.url('/sjaelland') },
     },
   ];
-  const { bridge } = await startTestBridge(t, {
+  const { bridge, config } = await startTestBridge(t, {
     callTakerTarget: `sip:1001@127.0.0.1:${calltaker.port}`,
     regions,
     conference: { interDigitMs: 150 },
@@ -88,7 +90,7 @@ export async function flow(t: Tap.Test, o: FlowOptions): Promise<Flow> {
   for (const k of ['conference.attempt', 'request.started', 'request.state', 'request.ended', 'message.committed', 'message.delivered', 'message.escalated', 'alarm', 'conference.refused'] as const) record(k);
   const trunk = runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, keys: { hold_ms: o.trunkHoldMs ?? 4000 }, timeoutS: 30 });
   return {
-    bridge, receiver, home, buffer, overflow, calltaker, trunk, events,
+    bridge, config, receiver, home, buffer, overflow, calltaker, trunk, events,
     attempts: () => events['conference.attempt'] ?? [],
     async requestId() {
       await waitFor(() => (events['request.started']?.length ?? 0) > 0, 8000, 'request started');

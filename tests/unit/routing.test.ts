@@ -22,12 +22,12 @@ t.test('first matching rule wins; default otherwise', async (t) => {
       { region: 'midt', match: { requestUriUser: { equals: '112' }, toUser: { regex: '^11' } } },
     ],
   });
-  t.same(r.route(facts({ paiNumber: '+4557001122' })), { region: 'sjaelland', rule: 0 });
+  t.same(r.route(facts({ paiNumber: '+4557001122' })), { region: 'sjaelland', rule: 0, auto: false });
   t.equal(r.route(facts({ fromNumber: '+4557001122' })).region, 'sjaelland', 'From number when no PAI');
   t.equal(r.route(facts({ paiNumber: '+4512345678', fromNumber: '+4557001122' })).region, 'midt', 'PAI wins over From');
   t.equal(r.route(facts({ trunk: 'trunk-b', paiNumber: '+4557000000' })).region, 'sjaelland', 'earlier rule first');
   t.equal(r.route(facts({ trunk: 'trunk-b' })).region, 'syddanmark');
   t.equal(r.route(facts({ trunk: 'trunk-a', headers: { 'x-area': ['northern'] } })).region, 'nord');
   t.equal(r.route(facts({ trunk: 'trunk-c', headers: { 'x-area': ['northern'] } })).region, 'midt', 'all conditions must hold');
-  t.same(r.route(facts({ requestUriUser: '1813', toUser: '1813' })), { region: 'hovedstaden', rule: -1 });
+  t.same(r.route(facts({ requestUriUser: '1813', toUser: '1813' })), { region: 'hovedstaden', rule: -1, auto: false });
 });
