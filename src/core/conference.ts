@@ -4,8 +4,7 @@
 // running request.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EventBus, CallFacts, RequestTrigger } from './events.js';
-import type { Dialer, Log, MessageSink, RequestJournal, ToneControl } from './ports.js';
-import { RequestRun, type RegionReach } from './request-run.js';
+import { RequestRun, type RegionReach, type RunDeps } from './request-run.js';
 import { Router, type Routing } from '../domain/routing.js';
 import { FeatureCodeCollector } from '../domain/feature-code.js';
 import type { ProcedurePolicy, RegionPlan } from '../domain/policy.js';
@@ -67,14 +66,8 @@ const RECENT_REQUESTS = 10_000;
 
 export type ConferenceResult = { ok: true; requestId: string; region: string } | { ok: false; error: string };
 
-export interface ConferenceDeps {
-  bus: EventBus;
-  dialer: Dialer;
-  tones: ToneControl;
-  journal: RequestJournal;
-  delivery: MessageSink;
-  log: Log;
-}
+/** The adapters the conference-in service drives (the same the runner uses). */
+export type ConferenceDeps = RunDeps;
 
 export class ConferenceService {
   private readonly calls = new Map<string, CallState>();

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Ajv from 'ajv';
+import type { Test } from 'tap';
 import { startSipp, runSipp, type SippHandle, type SippResult } from '../helpers/sipp.js';
 import { startTestBridge, waitFor } from '../helpers/bridge.js';
 import { startReceiver } from '../helpers/receiver.js';
@@ -54,7 +55,7 @@ export interface Flow {
   requestId(): Promise<string>;
 }
 
-export async function flow(t: Tap.Test, o: FlowOptions): Promise<Flow> {
+export async function flow(t: Test, o: FlowOptions): Promise<Flow> {
   const receiver = await startReceiver(t);
   const uas = (p: RegionPeer) => startSipp(t, { scenario: p.scenario, calls: p.calls ?? 1, keys: p.keys ?? {}, timeoutS: 30 });
   const home = uas(o.home);
@@ -102,4 +103,23 @@ export async function flow(t: Tap.Test, o: FlowOptions): Promise<Flow> {
 /** The ended attempts in order, as [n, outcome, status]. */
 export function attemptLog(f: Flow): [number, string, number | null][] {
   return f.attempts().filter((a) => a.phase !== 'started' && a.phase !== 'ringing').map((a) => [a.n, a.outcome ?? a.phase, a.status ?? null]);
+}
+
+export const TEXT = 'Ingen kontakt til AMK';
+
+/** Every message the receiver took: schema-valid, in order, one text-carrying per request. */
+export function checkMessages(t: Test, f: Flow, expected: string[]): Record<string, unknown>[] {
+  const msgs = f.receiver.accepted().map((r) => r.json as Record<string, unknown>);
+  t.same(msgs.map((m) => m.type), expected, 'the expected messages, in order');
+  for (const m of msgs) t.ok(validateMessage(m), `schema-valid ${String(m.type)}: ${JSON.stringify(validateMessage.errors)}`);
+  const carrying = f.receiver.received.filter((r) => JSON.stringify(r.json).includes(TEXT));
+  t.ok(carrying.every((r) => (r.json as { type: string }).type === 'no-contact'), 'only no-contact carries the text');
+  t.ok(new Set(carrying.map((r) => r.key)).size <= 1, 'one text-carrying message per request');
+  for (const m of msgs) t.equal(m.test, true, 'test messages say so');
+  return msgs;
+}
+
+export async function settle(f: Flow): Promise<void> {
+  await f.trunk;
+  await waitFor(() => f.bridge.b2bua.activeCalls === 0, 8000, 'calls ended');
 }

@@ -2,27 +2,7 @@
 // second *1 while one runs; and the buffer queue and overflow before the message. SIPp regions
 // and a real HTTP message receiver.
 import t from 'tap';
-import { flow, attemptLog, validateMessage, waitFor, type Flow } from './helpers.js';
-import { describeSipp } from '../helpers/sipp.js';
-
-const TEXT = 'Ingen kontakt til AMK';
-
-/** Every message the receiver took: schema-valid, in order, one text-carrying per request. */
-function checkMessages(t: Tap.Test, f: Flow, expected: string[]): Record<string, unknown>[] {
-  const msgs = f.receiver.accepted().map((r) => r.json as Record<string, unknown>);
-  t.same(msgs.map((m) => m.type), expected, 'the expected messages, in order');
-  for (const m of msgs) t.ok(validateMessage(m), `schema-valid ${String(m.type)}: ${JSON.stringify(validateMessage.errors)}`);
-  const carrying = f.receiver.received.filter((r) => JSON.stringify(r.json).includes(TEXT));
-  t.ok(carrying.every((r) => (r.json as { type: string }).type === 'no-contact'), 'only no-contact carries the text');
-  t.ok(new Set(carrying.map((r) => r.key)).size <= 1, 'one text-carrying message per request');
-  for (const m of msgs) t.equal(m.test, true, 'test messages say so');
-  return msgs;
-}
-
-async function settle(f: Flow): Promise<void> {
-  await f.trunk;
-  await waitFor(() => f.bridge.b2bua.activeCalls === 0, 8000, 'calls ended');
-}
+import { flow, attemptLog, checkMessages, settle, waitFor } from './helpers.js';
 
 t.test('the citizen hangs up during attempt 1: CANCEL, and the message (reason citizen-hangup)', async (t) => {
   const f = await flow(t, { home: { scenario: 'region-ring.xml' }, region: { ringTimerS: 5 }, trunkHoldMs: 900 });

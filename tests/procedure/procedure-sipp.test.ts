@@ -2,27 +2,8 @@
 // two attempts, spacing, digest, a 200 crossing the CANCEL, overflow after the message, and
 // exactly one "Ingen kontakt til AMK" per request.
 import t from 'tap';
-import { flow, attemptLog, validateMessage, waitFor, type Flow } from './helpers.js';
+import { flow, attemptLog, checkMessages, settle, waitFor, TEXT } from './helpers.js';
 import { describeSipp } from '../helpers/sipp.js';
-
-const TEXT = 'Ingen kontakt til AMK';
-
-/** Every message the receiver took: schema-valid, in order, one text-carrying per request. */
-function checkMessages(t: Tap.Test, f: Flow, expected: string[]): Record<string, unknown>[] {
-  const msgs = f.receiver.accepted().map((r) => r.json as Record<string, unknown>);
-  t.same(msgs.map((m) => m.type), expected, 'the expected messages, in order');
-  for (const m of msgs) t.ok(validateMessage(m), `schema-valid ${String(m.type)}: ${JSON.stringify(validateMessage.errors)}`);
-  const carrying = f.receiver.received.filter((r) => JSON.stringify(r.json).includes(TEXT));
-  t.ok(carrying.every((r) => (r.json as { type: string }).type === 'no-contact'), 'only no-contact carries the text');
-  t.ok(new Set(carrying.map((r) => r.key)).size <= 1, 'one text-carrying message per request');
-  for (const m of msgs) t.equal(m.test, true, 'test messages say so');
-  return msgs;
-}
-
-async function settle(f: Flow): Promise<void> {
-  await f.trunk;
-  await waitFor(() => f.bridge.b2bua.activeCalls === 0, 8000, 'calls ended');
-}
 
 t.test('the region never answers: 2 attempts, the message, then the overflow region answers → follow-up', async (t) => {
   const f = await flow(t, {
