@@ -407,6 +407,63 @@ const messagesSchema = z
   })
   .describe('Delivery of the electronic messages to the regions.');
 
+const lampMode = z.enum(['off', 'on', 'flash']);
+const lampColour = z.enum(['red', 'amber', 'green', 'blue', 'white', 'buzzer']);
+/** A lamp picture: colour → mode; colours left out are off. */
+const appearance = z.partialRecord(lampColour, lampMode).describe('Colours lit in this state and how (off, on, flash); colours left out are off.');
+/** Logical colour → device output: a relay channel number or a tower colour name. */
+const lampOutputs = z
+  .partialRecord(lampColour, z.union([z.number().int().min(1).max(64), z.string().min(1).max(32)]))
+  .describe('Which output of the device shows each colour: a relay channel number (1-based) or a tower colour name from the profile.');
+
+const lampsSchema = z
+  .strictObject({
+    profilesDir: z.string().min(1).default('hardware/profiles').describe('Directory of device profiles (YAML); relative paths: from the working directory.'),
+    ports: z
+      .array(
+        z.strictObject({
+          id: idString('lamp port').describe('Port id, used by desks and the system lamp.'),
+          path: z.string().min(1).describe('Serial device, e.g. /dev/ttyUSB0 or a udev name such as /dev/amk-lamp-desk1.'),
+          profile: idString('profile').describe('Device profile id (the id in a file of profilesDir).'),
+        }),
+      )
+      .prefault([])
+      .describe('Serial ports with lamp devices.'),
+    desks: z
+      .array(
+        z.strictObject({
+          desk: idString('desk').describe('Desk id (from desks).'),
+          port: idString('lamp port').describe('Lamp port id.'),
+          outputs: lampOutputs,
+        }),
+      )
+      .prefault([])
+      .describe('Desk lamps: which port and outputs show each desk.'),
+    system: z
+      .strictObject({ port: idString('lamp port').describe('Lamp port id.'), outputs: lampOutputs })
+      .nullable()
+      .default(null)
+      .describe('The system (fault) lamp, or null.'),
+    deskStates: z
+      .partialRecord(z.enum(['idle', 'dialing', 'redialing', 'connected', 'no-contact-pending', 'no-contact-delivered', 'escalation', 'overflow-dialing', 'overflow-connected']), appearance)
+      .prefault({})
+      .describe('Override what a desk lamp shows in a state (defaults: dialing amber flash, redialing amber, connected green, no-contact-pending red flash, no-contact-delivered red, escalation red+amber flash and buzzer, overflow-dialing amber+green flash, overflow-connected green flash).'),
+    systemStates: z
+      .partialRecord(z.enum(['ok', 'fault', 'alarm']), appearance)
+      .prefault({})
+      .describe('Override what the system lamp shows (defaults: ok green, fault red, alarm red flash and buzzer).'),
+    idleAfterS: z.number().min(0).max(3600).default(10).describe('Seconds a desk lamp keeps showing the end of a request after the call ended before it goes dark (escalation and undelivered messages stay).'),
+    outboxBacklogAlarm: int(1, 100_000).default(1).describe('Undelivered messages older than escalation that make the system lamp show a fault.'),
+    reopen: z
+      .strictObject({
+        initialMs: int(50, 60_000).default(500).describe('First wait before reopening, in milliseconds; doubles each time.'),
+        maxMs: int(100, 600_000).default(30_000).describe('Longest wait between reopen tries, in milliseconds.'),
+      })
+      .prefault({})
+      .describe('Backoff for reopening a lost serial port.'),
+  })
+  .describe('Desk alert lamps and the system lamp on serial ports.');
+
 const conferenceSchema = z
   .strictObject({
     trigger: z
@@ -480,6 +537,7 @@ const rootShape = z.strictObject({
   media: mediaSchema.prefault({}),
   journal: journalSchema.prefault({}),
   messages: messagesSchema.prefault({}),
+  lamps: lampsSchema.prefault({}),
 });
 
 type Path = (string | number)[];
@@ -557,6 +615,24 @@ export function crossFieldIssues(value: unknown): Issue[] {
     });
     if (policy !== undefined && policy !== 'none' && over.length === 0) out.push({ path: ['regions', i, 'overflow', 'regions'], message: `policy "${policy}" needs at least one overflow region` });
   });
+
+  if (isRecord(value.lamps)) {
+    const lamps = value.lamps;
+    const portIds = new Set(list(lamps.ports).map((p) => (isRecord(p) ? str(p.id) : undefined)).filter((v) => v !== undefined));
+    const deskIds = new Set(desks.map((d) => (isRecord(d) ? str(d.id) : undefined)).filter((v) => v !== undefined));
+    unique(list(lamps.ports), ['lamps', 'ports'], 'id', 'lamp port id', out);
+    unique(list(lamps.desks), ['lamps', 'desks'], 'desk', 'desk lamp', out);
+    const checkPort = (path: Path, id: string | undefined) => {
+      if (id !== undefined && !portIds.has(id)) out.push({ path, message: `lamp port "${id}" is not defined in lamps.ports (defined: ${[...portIds].map((x) => `"${x}"`).join(', ') || 'none'})` });
+    };
+    list(lamps.desks).forEach((d, i) => {
+      if (!isRecord(d)) return;
+      checkPort(['lamps', 'desks', i, 'port'], str(d.port));
+      const desk = str(d.desk);
+      if (desk !== undefined && !deskIds.has(desk)) out.push({ path: ['lamps', 'desks', i, 'desk'], message: `desk "${desk}" is not defined in desks` });
+    });
+    if (isRecord(lamps.system)) checkPort(['lamps', 'system', 'port'], str(lamps.system.port));
+  }
 
   if (isRecord(value.media)) {
     const lo = num(value.media.portMin);

@@ -56,9 +56,11 @@ t.test('the example shows the defaults: a nearly empty file gives the same confi
   const min = parseConfigText('node: psap-1\n', '/');
   t.ok(ex.ok && min.ok);
   if (!ex.ok || !min.ok) return;
-  const { routing: exRouting, ...exRest } = ex.config;
-  const { routing: minRouting, ...minRest } = min.config;
+  // The example keeps its journal in the working directory so that `npm start` needs no root.
+  const { routing: exRouting, journal: exJournal, ...exRest } = ex.config;
+  const { routing: minRouting, journal: minJournal, ...minRest } = min.config;
   t.same(minRest, exRest);
+  t.same([exJournal.path, minJournal.path], ['state/journal.sqlite', '/var/lib/amk-bridge/journal.sqlite']);
   t.equal(minRouting.defaultRegion, exRouting.defaultRegion);
   t.same(minRouting.rules, [], 'no rules by default');
 });
@@ -206,7 +208,7 @@ t.test('unknown keys are errors with their path and a suggestion', async (t) => 
   t.same(r.errors, [
     { path: 'regions[0].ringTimer', message: 'unknown key; did you mean "ringTimerS"?', line: 5 },
     { path: 'probes.bogus', message: 'unknown key; allowed here: intervalS, timeoutMs, upAfter, downAfter', line: 6 },
-    { path: 'extra', message: `unknown key; allowed here: node, log, sip, trunks, callTakers, desks, regions, routing, probes, conference, media, journal, messages`, line: 7 },
+    { path: 'extra', message: `unknown key; allowed here: node, log, sip, trunks, callTakers, desks, regions, routing, probes, conference, media, journal, messages, lamps`, line: 7 },
   ]);
   const auth = example();
   auth.regions[0].auth = { username: 'u', password: 'p', realms: 'x' };
