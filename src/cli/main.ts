@@ -63,6 +63,8 @@ interface BridgeHandle {
   stop(): Promise<void>;
   /** Apply a new, already validated config to new calls. */
   reload?: (config: Config) => void | Promise<void>;
+  /** A reload was refused (invalid file): raise the fault lamp and an alarm. */
+  reloadRefused?: (reason: string) => void;
 }
 interface AppModule {
   startBridge(config: Config, opts: { logger: Logger; configPath?: string }): Promise<BridgeHandle>;
@@ -236,6 +238,7 @@ function configReloader(configPath: string, handle: BridgeHandle, logger: Logger
     if (!loaded.ok) {
       for (const line of formatConfigErrors(configPath, loaded.errors).split('\n')) logger.error(line);
       logger.error({ configPath, errors: loaded.errors.length }, 'reload refused: configuration invalid; keeping the running configuration');
+      handle.reloadRefused?.(formatConfigErrors(configPath, loaded.errors));
       return;
     }
     const next = loaded.config;

@@ -42,6 +42,12 @@ export interface BridgeEvents {
   'message.escalated': { requestId: string; callId: string | null; key: string; type: MessageKind; reason: 'deadline' | 'permanent-failure'; detail: string; at: number };
   'message.failed': { requestId: string; callId: string | null; key: string; type: MessageKind; error: string; at: number };
   'endpoint.health': { url: string; up: boolean; since: number; lastStatus: number | null; lastError: string | null };
+  /** A desk lamp (by desk id) or the system lamp ('system') changed state. */
+  'lamp.changed': { lamp: string; state: string; at: number };
+  /** A lamp serial port opened or was lost. */
+  'lamp.port': { id: string; path: string; open: boolean; error: string | null; at: number };
+  /** A configuration was applied (start or reload). */
+  'config.applied': { at: number };
   /** Something a technician must look at (MQTT, system lamp, logs). */
   alarm: { kind: string; text: string; requestId?: string; at: number };
 }
