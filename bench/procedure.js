@@ -818,8 +818,12 @@ function byBridgeFrame(file, topN = 15) {
     if (leafName === '(idle)') continue;
     busy += us;
     let n = leaf;
-    while (n && !isBridge(n)) n = byId.get(parent.get(n.id));
-    const key = n ? `${n.callFrame.functionName || '(anonymous)'}  ${srcLocation(n.callFrame)}` : `(outside the bridge) ${leafName}`;
+    let inspector = false;
+    while (n && !isBridge(n)) {
+      if (n.callFrame.url === 'node:inspector') inspector = true;
+      n = byId.get(parent.get(n.id));
+    }
+    const key = n ? `${n.callFrame.functionName || '(anonymous)'}  ${srcLocation(n.callFrame)}` : inspector ? '(the profiler itself: Profiler.stop)' : `(outside the bridge) ${leafName}`;
     let g = groups.get(key);
     if (!g) groups.set(key, (g = { us: 0, leaves: new Map() }));
     g.us += us;
@@ -972,6 +976,9 @@ async function main() {
     process.stderr.write(`cannot load dist/ (run npm run build first): ${err.message}\n`);
     process.exit(0);
   }
+  // CLK_TCK is read once (a child process): before any measured window.
+  threadCpuSeconds(process.pid);
+  cpuSeconds(process.pid);
   const probeDir = tempDir(JOURNAL_BASE);
   results.journal = { dir: JOURNAL_BASE, fs: fsType(probeDir), pragmas: 'journal_mode=WAL, synchronous=FULL', commitProbeMs: null };
   removeDir(probeDir);
