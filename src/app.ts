@@ -14,6 +14,7 @@ import { Journal } from './journal/journal.js';
 import { MessageDelivery } from './notify/delivery.js';
 import { EndpointProber } from './notify/endpoint-prober.js';
 import { readFileSync } from 'node:fs';
+import { startLamps, type Lamps } from './lamps/lamps.js';
 import { VERSION } from './version.js';
 import { MediaAdapter, type MediaSettings } from './media/media-adapter.js';
 
@@ -31,8 +32,11 @@ export interface Bridge {
   readonly journal: Journal;
   readonly delivery: MessageDelivery;
   readonly endpoints: EndpointProber;
+  readonly lamps: Lamps;
   /** Apply a new, already validated config to new calls. */
   reload(config: Config): void;
+  /** A reload was refused (invalid file): fault lamp and alarm; the running config stays. */
+  reloadRefused(reason: string): void;
   stop(): Promise<void>;
 }
 
@@ -116,6 +120,22 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   }
   const ca = config.messages.caFile ? readFileSync(config.messages.caFile) : null;
 
+  let lamps: Lamps;
+  try {
+    lamps = await startLamps(config.lamps, bus, log);
+  } catch (err) {
+    journal.close();
+    await media.stop();
+    await transport.close();
+    throw err;
+  }
+  // Messages undelivered past their escalation deadline light the system lamp.
+  const backlogTimer = setInterval(() => {
+    const now = Date.now();
+    lamps.service.backlog(journal.list('pending', 1000).filter((r) => r.escalateAt <= now).length + journal.backlog().failed);
+  }, 5000);
+  backlogTimer.unref();
+
   const b2bua = new B2bua(endpoint, resolver, bus, b2buaOptions(config, timers), log, media);
   // Delivery reports go to the bus and back to the request that committed the message.
   let conference: ConferenceService | null = null;
@@ -174,7 +194,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   log.info({ listeners, version: VERSION }, 'amk-bridge listening');
 
   return {
-    bus, listeners, b2bua, conference: conf, transport, endpoint, media, journal, delivery,
+    bus, listeners, b2bua, conference: conf, transport, endpoint, media, journal, delivery, lamps,
     get prober() {
       return prober;
     },
@@ -198,7 +218,12 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       prober.stop();
       prober = new TargetProber(endpoint, resolver, bus, probeTargets(next), next.probes);
       prober.start();
+      lamps.service.reconfigure(next.lamps);
+      bus.emit('config.applied', { at: Date.now() });
       log.info({ node: next.node }, 'configuration reloaded');
+    },
+    reloadRefused(reason: string) {
+      bus.emit('alarm', { kind: 'config-error', text: `reload refused, running configuration kept: ${reason.split('\n')[0]}`, at: Date.now() });
     },
     async stop() {
       prober.stop();
@@ -212,6 +237,8 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       await media.stop();
       // Deliveries in flight finish (bounded); anything left is replayed at the next start.
       await delivery.stop();
+      clearInterval(backlogTimer);
+      await lamps.stop();
       journal.close();
     },
   };

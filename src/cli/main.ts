@@ -13,6 +13,7 @@ import { VERSION } from '../version.js';
 import { checkConfigCommand, type CliIO } from './check-config.js';
 import { incidentCommand } from './incident.js';
 import { outboxCommand } from './outbox.js';
+import { lampTestCommand } from './lamp-test.js';
 
 export type { CliIO } from './check-config.js';
 
@@ -28,6 +29,7 @@ Commands:
                           request, attempts, messages (--json for JSON).
   outbox list|retry       List the messages that still need attention; set failed
                           messages for retry (works while the daemon runs).
+  lamp-test               Cycle every configured lamp through its states (daemon stopped).
 
 Options:
   -h, --help              Show help; "amk-bridge COMMAND --help" for a command.
@@ -94,6 +96,8 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       return runCommand(rest, io);
     case 'incident':
       return incidentCommand(rest, io);
+    case 'lamp-test':
+      return lampTestCommand(rest, io);
     case 'outbox':
       return outboxCommand(rest, io);
     case '-h':

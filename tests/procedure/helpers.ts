@@ -38,6 +38,8 @@ export interface FlowOptions {
   primaryUrl?: (receiverUrl: string) => string;
   secondary?: boolean;
   messages?: Record<string, unknown>;
+  /** Any other config keys (e.g. lamps). */
+  config?: Record<string, unknown>;
 }
 
 export interface Flow {
@@ -85,10 +87,11 @@ export async function flow(t: Test, o: FlowOptions): Promise<Flow> {
     regions,
     conference: { interDigitMs: 150 },
     ...(o.messages ? { messages: o.messages } : {}),
+    ...o.config,
   } as never);
   const events: Flow['events'] = {};
   const record = <K extends keyof BridgeEvents>(k: K) => bridge.bus.on(k, (e) => ((events[k] ??= [] as never) as BridgeEvents[K][]).push(e));
-  for (const k of ['conference.attempt', 'request.started', 'request.state', 'request.ended', 'message.committed', 'message.delivered', 'message.escalated', 'alarm', 'conference.refused'] as const) record(k);
+  for (const k of ['lamp.changed', 'lamp.port', 'conference.attempt', 'request.started', 'request.state', 'request.ended', 'message.committed', 'message.delivered', 'message.escalated', 'alarm', 'conference.refused'] as const) record(k);
   const trunk = runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, keys: { hold_ms: o.trunkHoldMs ?? 4000 }, timeoutS: 30 });
   return {
     bridge, config, receiver, home, buffer, overflow, calltaker, trunk, events,

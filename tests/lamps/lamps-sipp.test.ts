@@ -1,0 +1,135 @@
+// Desk lamps over real serial ports (socat pty pairs) during SIPp-driven conference-ins: the
+// device emulators check the exact bytes of every transition, the Patlite ACK/NAK handshake,
+// and the replay of the whole state when a port is unplugged and plugged in again.
+import t, { type Test } from 'tap';
+import { flow, waitFor, settle, type Flow } from '../procedure/helpers.js';
+import { startPtyPair, startEmulator, type LampEmulator } from '../helpers/lamp-emulator.js';
+import { loadProfile } from '../../src/lamps/profile.js';
+import { freePort } from '../helpers/ports.js';
+
+const lcus = await loadProfile('hardware/profiles/lcus.yaml');
+const patlite = await loadProfile('hardware/profiles/patlite-phe-3fb3.yaml');
+
+const hex = (frames: Buffer[]) => frames.map((f) => f.toString('hex').toUpperCase().replace(/(..)(?!$)/g, '$1 '));
+const ascii = (frames: Buffer[]) => frames.map((f) => f.toString('latin1'));
+
+/** Frames that arrive after `from`, once the emulator has at least `n` more (and a short quiet moment). */
+async function framesAfter(emu: LampEmulator, from: number, n: number): Promise<Buffer[]> {
+  await emu.waitForFrames(from + n, 8000);
+  await new Promise((r) => setTimeout(r, 150));
+  return emu.frames.slice(from);
+}
+
+/** Wait until the desk lamp has shown `state` (in order of lamp.changed events). */
+async function shown(f: Flow, lamp: string, state: string): Promise<void> {
+  await waitFor(() => (f.events['lamp.changed'] ?? []).some((e) => e.lamp === lamp && e.state === state), 10_000, `${lamp} ${state}`);
+}
+
+async function lampPort(t: Test, profile: typeof lcus) {
+  const pty = await startPtyPair(t);
+  const emu = await startEmulator(t, profile, pty.emuPath);
+  return { pty, emu };
+}
+
+t.test('LCUS relay desk lamp through a request nobody answers: the exact bytes of each transition', async (t) => {
+  const { pty, emu } = await lampPort(t, lcus);
+  const f = await flow(t, {
+    home: { scenario: 'region-ring.xml', calls: 2 },
+    trunkHoldMs: 3500,
+    config: {
+      lamps: {
+        ports: [{ id: 'relays', path: pty.devPath, profile: 'lcus' }],
+        desks: [{ desk: 'desk-1', port: 'relays', outputs: { red: 1, amber: 2, green: 3 } }],
+        system: { port: 'relays', outputs: { red: 8, green: 7 } },
+        idleAfterS: 0.3,
+      },
+    },
+  });
+  // At start: desk dark, system lamp ok (green).
+  let seen = await framesAfter(emu, 0, 5);
+  t.same(new Set(hex(seen)), new Set(['A0 08 00 A8', 'A0 07 01 A8', 'A0 01 00 A1', 'A0 02 00 A2', 'A0 03 00 A3']), 'initial picture');
+  let mark = emu.frames.length;
+  await shown(f, 'desk-1', 'dialing');
+  seen = await framesAfter(emu, mark, 1);
+  t.same(hex(seen), ['A0 02 01 A3'], 'dialing: amber (flash is steady on a relay)');
+  mark = emu.frames.length;
+  await shown(f, 'desk-1', 'no-contact-pending');
+  seen = await framesAfter(emu, mark, 2);
+  t.same(hex(seen), ['A0 01 01 A2', 'A0 02 00 A2'], 'attempt 2 looked the same; no contact: red on, amber off');
+  mark = emu.frames.length;
+  await shown(f, 'desk-1', 'no-contact-delivered');
+  await settle(f);
+  await shown(f, 'desk-1', 'idle');
+  seen = await framesAfter(emu, mark, 1);
+  t.same(hex(seen), ['A0 01 00 A1'], 'delivered looks the same on a relay; dark after the call');
+  t.same(emu.unknown, [], 'nothing but profile commands on the wire');
+  t.same(emu.state(), { on: [7], colours: {} });
+});
+
+t.test('Patlite tower: escalation pictures, each command acknowledged, a NAK answered by sending again', async (t) => {
+  const { pty, emu } = await lampPort(t, patlite);
+  const dead = await freePort('tcp');
+  emu.setAnswer((_frame, i) => (i === 2 ? 'nak' : undefined));
+  const f = await flow(t, {
+    home: { scenario: 'region-busy.xml' },
+    region: { attempts: 1, escalationS: 1 },
+    primaryUrl: () => `http://127.0.0.1:${dead}/down`,
+    secondary: true,
+    trunkHoldMs: 3500,
+    config: {
+      lamps: {
+        ports: [{ id: 'tower', path: pty.devPath, profile: 'patlite-phe-3fb3' }],
+        desks: [{ desk: 'desk-1', port: 'tower', outputs: { red: 'red', amber: 'amber', green: 'green', buzzer: 'buzzer' } }],
+        idleAfterS: 0.3,
+      },
+    },
+  });
+  await shown(f, 'desk-1', 'escalation');
+  await shown(f, 'desk-1', 'no-contact-delivered');
+  await settle(f);
+  await shown(f, 'desk-1', 'idle');
+  await new Promise((r) => setTimeout(r, 300));
+  // Each frame sets the whole tower: @??S <red><amber><green> 00 <buzzer> !  (0 off, 1 on, 2 flash)
+  const frames = ascii(emu.frames);
+  const distinct = frames.filter((x, i) => x !== frames[i - 1]);
+  t.same(distinct, [
+    '@??S000000!', // idle at start
+    '@??S020000!', // dialing: amber flashes
+    '@??S200000!', // no contact, message pending: red flashes
+    '@??S220001!', // escalation: red and amber flash, buzzer (phone the region)
+    '@??S100000!', // delivered through the secondary: red steady
+    '@??S000000!', // dark after the call
+  ]);
+  t.equal(emu.answers[2], 'nak');
+  t.equal(frames[3], frames[2], 'the NAKed command was sent again');
+  t.ok(emu.answers.slice(3).every((a) => a === 'ack'));
+  t.same(emu.unknown, []);
+});
+
+t.test('unplug during a connected call: the port is reported lost, and on replug the whole state is replayed', async (t) => {
+  const { pty, emu } = await lampPort(t, lcus);
+  const f = await flow(t, {
+    home: { scenario: 'region-answer.xml' },
+    trunkHoldMs: 4000,
+    config: {
+      lamps: {
+        ports: [{ id: 'relays', path: pty.devPath, profile: 'lcus' }],
+        desks: [{ desk: 'desk-1', port: 'relays', outputs: { red: 1, amber: 2, green: 3 } }],
+        reopen: { initialMs: 100, maxMs: 400 },
+      },
+    },
+  });
+  await shown(f, 'desk-1', 'connected');
+  await waitFor(() => emu.state().on.join() === '3', 5000, 'green on the device');
+  await pty.unplug();
+  await waitFor(() => (f.events['lamp.port'] ?? []).some((e) => !e.open), 5000, 'port lost');
+  t.ok(f.bridge.lamps.service.systemState().faults.includes('port:relays'), 'the system lamp knows');
+  const mark = emu.frames.length;
+  await pty.replug();
+  await waitFor(() => (f.events['lamp.port'] ?? []).filter((e) => e.open).length >= 2, 8000, 'port back');
+  const replay = await framesAfter(emu, mark, 3);
+  t.same(new Set(hex(replay)), new Set(['A0 01 00 A1', 'A0 02 00 A2', 'A0 03 01 A4']), 'the whole desired state, replayed');
+  t.same(emu.state().on, [3], 'the lamp shows the truth again');
+  t.notOk(f.bridge.lamps.service.systemState().faults.includes('port:relays'));
+  await settle(f);
+});
