@@ -114,7 +114,7 @@ t.test('hardware/profile.schema.json is the generated schema, and every shipped 
   t.equal(readFileSync(PROFILE_SCHEMA_FILE, 'utf8'), profileJsonSchemaText(), 'regenerate with writeProfileJsonSchema() if this fails');
   const schema = profileJsonSchema();
   t.equal(schema['$schema'], 'http://json-schema.org/draft-07/schema#');
-  const ajv = new Ajv({ strict: false, allErrors: true });
+  const ajv = new Ajv.default({ strict: false, allErrors: true });
   const validate = ajv.compile(schema);
   for (const name of readdirSync(PROFILE_DIR).filter((n) => n.endsWith('.yaml'))) {
     const data = YAML.parse(readFileSync(join(PROFILE_DIR, name), 'utf8')) as unknown;
