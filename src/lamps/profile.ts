@@ -363,8 +363,12 @@ function compiled(profile: LampProfile): Compiled {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-/** Validates already-parsed profile data (YAML/JSON data or a test's object). Throws ProfileError. */
-export function validateProfile(raw: unknown, file = '', source?: Source): LampProfile {
+/** Validates already-parsed profile data (YAML/JSON data or a test's object); `file` names it in errors. Throws ProfileError. */
+export function validateProfile(raw: unknown, file = ''): LampProfile {
+  return validate(raw, file, undefined);
+}
+
+function validate(raw: unknown, file: string, source: Source | undefined): LampProfile {
   const result = profileSchema.safeParse(raw, { reportInput: true });
   const problems: { path: Path; message: string }[] = [];
   if (!result.success) for (const issue of result.error.issues) problems.push(...describeIssue(issue, source));
@@ -402,7 +406,7 @@ export function parseProfileText(text: string, file: string): LampProfile {
   } catch (err) {
     throw new ProfileError([{ file, path: '', message: (err as Error).message.split('\n')[0] ?? 'bad YAML' }]);
   }
-  return validateProfile(raw, file, { doc, text, lineCounter });
+  return validate(raw, file, { doc, text, lineCounter });
 }
 
 /** Reads and validates one profile file. Throws ProfileError naming the file and key. */
