@@ -438,7 +438,7 @@ const lampsSchema = z
         }),
       )
       .prefault([])
-      .describe('Desk lamps: which port and outputs show each desk.'),
+      .describe('Desk lamps: which port and outputs show each desk (a desk may have several lamps).'),
     system: z
       .strictObject({ port: idString('lamp port').describe('Lamp port id.'), outputs: lampOutputs })
       .nullable()
@@ -621,7 +621,6 @@ export function crossFieldIssues(value: unknown): Issue[] {
     const portIds = new Set(list(lamps.ports).map((p) => (isRecord(p) ? str(p.id) : undefined)).filter((v) => v !== undefined));
     const deskIds = new Set(desks.map((d) => (isRecord(d) ? str(d.id) : undefined)).filter((v) => v !== undefined));
     unique(list(lamps.ports), ['lamps', 'ports'], 'id', 'lamp port id', out);
-    unique(list(lamps.desks), ['lamps', 'desks'], 'desk', 'desk lamp', out);
     const checkPort = (path: Path, id: string | undefined) => {
       if (id !== undefined && !portIds.has(id)) out.push({ path, message: `lamp port "${id}" is not defined in lamps.ports (defined: ${[...portIds].map((x) => `"${x}"`).join(', ') || 'none'})` });
     };

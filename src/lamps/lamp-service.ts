@@ -75,12 +75,12 @@ export class LampService {
       on('lamp.port', (e) => this.fault(`port:${e.id}`, e.open ? null : 'fault')),
     );
     this.renderSystem();
-    for (const d of settings.desks) this.showDesk(d.desk, 'idle');
+    for (const d of new Set(settings.desks.map((x) => x.desk))) this.showDesk(d, 'idle');
   }
 
   reconfigure(settings: LampSettings): void {
     this.settings = settings;
-    for (const d of settings.desks) this.showDesk(d.desk, this.desk.get(d.desk) ?? 'idle');
+    for (const d of new Set(settings.desks.map((x) => x.desk))) this.showDesk(d, this.desk.get(d) ?? 'idle');
     this.renderSystem();
   }
 
@@ -152,11 +152,12 @@ export class LampService {
       if (t) clearTimeout(t);
       this.idleTimers.delete(desk);
     }
-    const lamp = this.settings.desks.find((d) => d.desk === desk);
-    if (lamp && !this.testing) this.render(lamp, this.appearanceOfDesk(state));
+    // A desk may have several lamps (a tower on the desk, a relay panel for the supervisor).
+    const lamps = this.settings.desks.filter((d) => d.desk === desk);
+    if (!this.testing) for (const lamp of lamps) this.render(lamp, this.appearanceOfDesk(state));
     if (prev !== state) {
       this.bus.emit('lamp.changed', { lamp: desk, state, at: Date.now() });
-      if (!lamp) this.log.info({ desk, state }, 'desk has no lamp configured');
+      if (!lamps.length) this.log.info({ desk, state }, 'desk has no lamp configured');
     }
   }
 

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import { flow, waitFor, settle, type Flow } from '../procedure/helpers.js';
 import { startPtyPair, startEmulator, type LampEmulator } from '../helpers/lamp-emulator.js';
-import { loadProfile } from '../../src/lamps/profile.js';
+import { loadProfile, commandsFor } from '../../src/lamps/profile.js';
 import { freePort } from '../helpers/ports.js';
 
 const lcus = await loadProfile('hardware/profiles/lcus.yaml');
@@ -64,6 +64,41 @@ t.test('LCUS relay desk lamp through a request nobody answers: the exact bytes o
   t.same(hex(seen), ['A0 01 00 A1'], 'delivered looks the same on a relay; dark after the call');
   t.same(emu.unknown, [], 'nothing but profile commands on the wire');
   t.same(emu.state(), { on: [7], colours: {} });
+});
+
+t.test('one desk, four relay boards (LCUS, KMtronic, Numato, Devantech): each gets its own exact bytes', async (t) => {
+  const ids = ['lcus', 'kmtronic-usb-relay', 'numato-usb-relay', 'devantech-usb-rly08'];
+  const boards = await Promise.all(ids.map(async (id) => {
+    const profile = await loadProfile(`hardware/profiles/${id}.yaml`);
+    return { id, profile, ...(await lampPort(t, profile)) };
+  }));
+  const f = await flow(t, {
+    home: { scenario: 'region-ring.xml', calls: 2 },
+    trunkHoldMs: 3500,
+    config: {
+      lamps: {
+        ports: boards.map((b) => ({ id: b.id, path: b.pty.devPath, profile: b.id })),
+        desks: boards.map((b) => ({ desk: 'desk-1', port: b.id, outputs: { red: 1, amber: 2, green: 3 } })),
+        idleAfterS: 0.3,
+      },
+    },
+  });
+  await shown(f, 'desk-1', 'no-contact-pending');
+  await settle(f);
+  await shown(f, 'desk-1', 'idle');
+  for (const b of boards) {
+    const cmd = (ch: number, on: boolean) => commandsFor(b.profile, ch, on ? 'on' : 'off')[0]!.toString('hex');
+    const expected = [
+      [cmd(1, false), cmd(2, false), cmd(3, false)].sort(), // dark at start (any order)
+      [cmd(2, true)], // dialing: amber
+      [cmd(1, true), cmd(2, false)], // no contact: red, amber off
+      [cmd(1, false)], // dark after the call
+    ];
+    await b.emu.waitForFrames(7, 8000);
+    const got = b.emu.frames.map((x) => x.toString('hex'));
+    t.same([got.slice(0, 3).sort(), got.slice(3, 4), got.slice(4, 6), got.slice(6)], expected, `${b.id}: ${got.join(' | ')}`);
+    t.same(b.emu.unknown, [], `${b.id}: only profile commands`);
+  }
 });
 
 t.test('Patlite tower: escalation pictures, each command acknowledged, a NAK answered by sending again', async (t) => {
