@@ -464,6 +464,43 @@ const lampsSchema = z
   })
   .describe('Desk alert lamps and the system lamp on serial ports.');
 
+const mqttSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Publish diagnostics and take commands over MQTT.'),
+    embedded: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Run an in-process MQTT 3.1.1 broker (aedes); the bridge connects to it. Off in production: use url.'),
+        host: ipAddress().default('127.0.0.1').describe('Address the embedded broker listens on (keep it on loopback).'),
+        port: int(0, 65535).default(1883).describe('Port of the embedded broker (0: any free port, tests).'),
+      })
+      .prefault({})
+      .describe('The embedded broker of the default installation.'),
+    url: z
+      .string()
+      .regex(/^mqtts?:\/\/[^\s/]+(:[0-9]+)?\/?$/, { error: 'must be mqtt://host:port or mqtts://host:port' })
+      .nullable()
+      .default(null)
+      .describe("The site's broker, e.g. mqtts://broker.example:8883 (used when embedded.enabled is false)."),
+    username: z.string().min(1).nullable().default(null).describe('Broker username.'),
+    password: z.string().min(1).nullable().default(null).describe('Broker password. Secret: prefer passwordFile.'),
+    passwordFile: z.string().min(1).nullable().default(null).describe('File holding the broker password (relative to the config file).'),
+    caFile: z.string().min(1).nullable().default(null).describe("PEM of the CA that signs the broker's certificate (mqtts); null: the system CAs."),
+    baseTopic: z.string().regex(/^[^#+\s]+$/, { error: 'must be a topic without wildcards or spaces' }).nullable().default(null).describe('Base topic; null: amk-bridge/<node>.'),
+    healthIntervalS: int(1, 3600).default(30).describe('Seconds between bridge/health publications.'),
+    pseudonymise: z.boolean().default(true).describe('Replace caller numbers in everything published by a keyed pseudonym.'),
+    commandPrefix: z.string().regex(/^[^#+\s]*$/, { error: 'must be a topic part without wildcards' }).default('bridge/request').describe('Topic (under the base topic) where commands are taken; restrict it with the broker ACL.'),
+    queueLimit: int(10, 1_000_000).default(1000).describe('Diagnostics kept while the broker is away; the oldest are dropped first (and counted).'),
+  })
+  .describe('MQTT diagnostics and commands for technicians (zigbee2mqtt conventions).');
+
+const metricsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Serve Prometheus metrics over HTTP.'),
+    host: ipAddress().default('127.0.0.1').describe('Address of the metrics listener (keep it on loopback).'),
+    port: int(0, 65535).default(9464).describe('Port of the metrics listener; the path is /metrics.'),
+  })
+  .describe('Prometheus /metrics (opt-in).');
+
 const conferenceSchema = z
   .strictObject({
     trigger: z
@@ -538,6 +575,8 @@ const rootShape = z.strictObject({
   journal: journalSchema.prefault({}),
   messages: messagesSchema.prefault({}),
   lamps: lampsSchema.prefault({}),
+  mqtt: mqttSchema.prefault({}),
+  metrics: metricsSchema.prefault({}),
 });
 
 type Path = (string | number)[];

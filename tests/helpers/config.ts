@@ -77,6 +77,8 @@ export function testConfigInput(opts: TestConfigOptions = {}): ConfigInput {
     probes: { intervalS: 3600 },
     // No endpoint probing unless a test asks; every message of a test is a test message.
     messages: { probeIntervalS: 0, test: true, backoff: { initialMs: 50, maxMs: 500 } },
+    // Tests run in parallel: an embedded broker takes any free port.
+    mqtt: { embedded: { port: 0 } },
   };
   return deepMerge(base, overrides) as ConfigInput;
 }

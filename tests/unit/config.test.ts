@@ -208,7 +208,7 @@ t.test('unknown keys are errors with their path and a suggestion', async (t) => 
   t.same(r.errors, [
     { path: 'regions[0].ringTimer', message: 'unknown key; did you mean "ringTimerS"?', line: 5 },
     { path: 'probes.bogus', message: 'unknown key; allowed here: intervalS, timeoutMs, upAfter, downAfter', line: 6 },
-    { path: 'extra', message: `unknown key; allowed here: node, log, sip, trunks, callTakers, desks, regions, routing, probes, conference, media, journal, messages, lamps`, line: 7 },
+    { path: 'extra', message: `unknown key; allowed here: node, log, sip, trunks, callTakers, desks, regions, routing, probes, conference, media, journal, messages, lamps, mqtt, metrics`, line: 7 },
   ]);
   const auth = example();
   auth.regions[0].auth = { username: 'u', password: 'p', realms: 'x' };
