@@ -107,6 +107,13 @@ export class ConferenceService {
     return run !== undefined && !run.finished;
   }
 
+  /** The call in progress at a desk (the latest answered there), for CTI commands by desk. */
+  callOfDesk(desk: string): string | null {
+    let found: string | null = null;
+    for (const [callId, st] of this.calls) if (st.desk === desk && !st.ended) found = callId;
+    return found;
+  }
+
   /** The call a live request belongs to (for message events). */
   callOf(requestId: string): string | null {
     return this.runsById.get(requestId)?.callId ?? null;

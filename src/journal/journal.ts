@@ -155,6 +155,19 @@ export class Journal implements Outbox {
   }
 
   /**
+   * Counts over requests started in [from, to): requests by outcome (`open` for none yet),
+   * attempts by outcome, messages by type and state. The full statistics build on the same rows.
+   */
+  summary(from: number, to: number): { requests: Record<string, number>; attempts: Record<string, number>; messages: Record<string, number> } {
+    const count = (sql: string) => Object.fromEntries((this.db.prepare(sql).all(from, to) as { k: string; n: number }[]).map((r) => [r.k, r.n]));
+    return {
+      requests: count(`SELECT COALESCE(outcome, 'open') AS k, COUNT(*) AS n FROM requests WHERE started_at >= ? AND started_at < ? GROUP BY k`),
+      attempts: count(`SELECT COALESCE(a.outcome, 'open') AS k, COUNT(*) AS n FROM attempts a JOIN requests r USING (request_id) WHERE r.started_at >= ? AND r.started_at < ? GROUP BY k`),
+      messages: count(`SELECT o.type || ':' || o.state AS k, COUNT(*) AS n FROM outbox o JOIN requests r USING (request_id) WHERE r.started_at >= ? AND r.started_at < ? GROUP BY k`),
+    };
+  }
+
+  /**
    * Folds the WAL into the database file and truncates it. Purged payloads can linger in WAL
    * frames until they are overwritten; a daemon may call this now and then (closing the last
    * connection does the same).
