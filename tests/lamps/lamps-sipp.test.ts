@@ -106,11 +106,13 @@ t.test('Patlite tower: escalation pictures, each command acknowledged, a NAK ans
   const dead = await freePort('tcp');
   emu.setAnswer((_frame, i) => (i === 2 ? 'nak' : undefined));
   const f = await flow(t, {
-    home: { scenario: 'region-busy.xml' },
-    region: { attempts: 1, escalationS: 1 },
+    // The attempt rings a while, so the dialing picture is on the wire before the next one
+    // (a picture that changes while the previous command awaits its ACK is coalesced).
+    home: { scenario: 'region-ring.xml' },
+    region: { attempts: 1, ringTimerS: 0.6, escalationS: 1 },
     primaryUrl: () => `http://127.0.0.1:${dead}/down`,
     secondary: true,
-    trunkHoldMs: 3500,
+    trunkHoldMs: 4000,
     config: {
       lamps: {
         ports: [{ id: 'tower', path: pty.devPath, profile: 'patlite-phe-3fb3' }],
