@@ -15,6 +15,15 @@ import { MessageDelivery } from './notify/delivery.js';
 import { EndpointProber } from './notify/endpoint-prober.js';
 import { readFileSync } from 'node:fs';
 import { startLamps, type Lamps } from './lamps/lamps.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/broker.js';
+import { MqttDiagnostics } from './mqtt/diagnostics.js';
+import { EventLoopMonitor, Counters } from './mqtt/health.js';
+import type { HealthSnapshot } from './mqtt/types.js';
+import { startMetrics, type MetricsServer } from './metrics/metrics.js';
+import { bridgeCommands } from './commands.js';
+import { redactSecrets } from './config/secrets.js';
+import { configJsonSchema } from './config/json-schema.js';
+import { loadConfig, formatConfigErrors } from './config/load.js';
 import { VERSION } from './version.js';
 import { MediaAdapter, type MediaSettings } from './media/media-adapter.js';
 
@@ -33,6 +42,11 @@ export interface Bridge {
   readonly delivery: MessageDelivery;
   readonly endpoints: EndpointProber;
   readonly lamps: Lamps;
+  readonly mqtt: MqttDiagnostics | null;
+  /** The embedded broker's port (null: none runs). */
+  readonly brokerPort: number | null;
+  readonly metricsPort: number | null;
+  health(): HealthSnapshot;
   /** Apply a new, already validated config to new calls. */
   reload(config: Config): void;
   /** A reload was refused (invalid file): fault lamp and alarm; the running config stays. */
@@ -190,11 +204,92 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   bus.on('endpoint.health', (e) => (e.up ? log.info(e, 'message endpoint up') : log.warn(e, 'message endpoint down')));
   bus.on('target.health', (e) => (e.up ? log.info(e, 'target up') : log.warn(e, 'target down')));
 
+  // Diagnostics for technicians: health from real state, MQTT and (opt-in) Prometheus. A broker
+  // that is down never holds up the start or a call: the client connects in the background.
+  const startedAt = Date.now();
+  const loop = new EventLoopMonitor();
+  loop.start();
+  const counters = new Counters();
+  counters.attach(bus);
+  let mqtt: MqttDiagnostics | null = null;
+  let currentConfig = config;
+  const health = (): HealthSnapshot => {
+    const b = journal.backlog();
+    const mem = process.memoryUsage();
+    const sys = lamps.service.systemState();
+    return {
+      node: currentConfig.node, version: VERSION, at: new Date().toISOString(), uptimeS: Math.round((Date.now() - startedAt) / 1000),
+      targets: prober.states().map((x) => ({ id: x.id, kind: x.kind, uri: x.uri, up: x.up, since: x.since, lastStatus: x.lastStatus })),
+      messageEndpoints: endpoints.status().map((x) => ({ url: x.url, up: x.up, since: x.since, lastStatus: x.lastStatus, lastError: x.lastError })),
+      serialPorts: lamps.ports.status().map((x) => ({ id: x.id, path: x.path, open: x.open, since: x.since, lastError: x.lastError })),
+      outbox: { pending: b.pending, failed: b.failed, oldestAgeS: b.oldestCreatedAt === null ? null : Math.round((Date.now() - b.oldestCreatedAt) / 1000) },
+      eventLoopLagMs: loop.snapshot(),
+      memory: { rssMb: Math.round(mem.rss / 1048576), heapUsedMb: Math.round(mem.heapUsed / 1048576) },
+      calls: { active: b2bua.activeCalls },
+      lamps: { system: sys.state, faults: sys.faults },
+      counters: counters.snapshot(),
+      mqtt: mqtt ? { dropped: mqtt.stats().dropped, queued: mqtt.stats().queued } : { dropped: 0, queued: 0 },
+    };
+  };
+  let bridge: Bridge | null = null;
+  const reloadFromFile = async (): Promise<void> => {
+    if (!opts.configPath) throw new Error('no configuration file to reload (started without one)');
+    const loaded = await loadConfig(opts.configPath);
+    if (!loaded.ok) {
+      const text = formatConfigErrors(opts.configPath, loaded.errors);
+      bridge?.reloadRefused(text);
+      throw new Error(text);
+    }
+    bridge?.reload(loaded.config);
+  };
+  const commands = bridgeCommands({ conference: conf, journal, lamps, health, reload: reloadFromFile });
+  let broker: EmbeddedBroker | null = null;
+  const m = config.mqtt;
+  if (m.enabled) {
+    try {
+      if (m.embedded.enabled) broker = await startEmbeddedBroker({ host: m.embedded.host, port: m.embedded.port });
+      const url = broker ? `mqtt://${m.embedded.host}:${broker.port}` : m.url;
+      if (!url) throw new Error('mqtt.url is required when mqtt.embedded.enabled is false');
+      mqtt = new MqttDiagnostics({
+        url, username: m.username, password: m.password, ca: m.caFile ? readFileSync(m.caFile) : null,
+        // The embedded broker (aedes) speaks MQTT 3.1.1 only.
+        protocolVersion: broker ? 4 : 5,
+        baseTopic: m.baseTopic ?? `amk-bridge/${config.node}`, commandPrefix: m.commandPrefix,
+        healthIntervalS: m.healthIntervalS, pseudonymise: m.pseudonymise, queueLimit: m.queueLimit,
+        clientId: `amk-bridge-${config.node}-${process.pid}`,
+      }, {
+        bus, health, commands,
+        info: () => ({ version: VERSION, node: currentConfig.node, startedAt: new Date(startedAt).toISOString(), config: redactSecrets(currentConfig), configSchema: configJsonSchema() }),
+      }, log);
+      mqtt.start();
+    } catch (err) {
+      // Diagnostics must never stop the bridge: report and go on without them.
+      log.error({ err }, 'MQTT diagnostics not started');
+      bus.emit('alarm', { kind: 'mqtt', text: `MQTT diagnostics not started: ${(err as Error).message}`, at: Date.now() });
+    }
+  }
+  let metrics: MetricsServer | null = null;
+  if (config.metrics.enabled) {
+    try {
+      metrics = await startMetrics(config.metrics, bus, {
+        activeCalls: () => b2bua.activeCalls,
+        backlog: () => health().outbox,
+        targets: () => prober.states().map((x) => ({ id: x.id, kind: x.kind, up: x.up })),
+        eventLoopLagMs: () => loop.snapshot().p99,
+      });
+    } catch (err) {
+      log.error({ err }, 'metrics listener not started');
+      bus.emit('alarm', { kind: 'metrics', text: `metrics not started: ${(err as Error).message}`, at: Date.now() });
+    }
+  }
+
   const listeners = transport.bound;
   log.info({ listeners, version: VERSION }, 'amk-bridge listening');
 
-  return {
-    bus, listeners, b2bua, conference: conf, transport, endpoint, media, journal, delivery, lamps,
+  bridge = {
+    bus, listeners, b2bua, conference: conf, transport, endpoint, media, journal, delivery, lamps, mqtt, health,
+    brokerPort: broker?.port ?? null,
+    metricsPort: metrics?.port ?? null,
     get prober() {
       return prober;
     },
@@ -219,6 +314,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       prober = new TargetProber(endpoint, resolver, bus, probeTargets(next), next.probes);
       prober.start();
       lamps.service.reconfigure(next.lamps);
+      currentConfig = next;
       bus.emit('config.applied', { at: Date.now() });
       log.info({ node: next.node }, 'configuration reloaded');
     },
@@ -239,9 +335,15 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       await delivery.stop();
       clearInterval(backlogTimer);
       await lamps.stop();
+      // Last: the retained "offline" state and the broker.
+      await mqtt?.stop();
+      await broker?.close();
+      await metrics?.close();
+      loop.stop();
       journal.close();
     },
   };
+  return bridge;
 }
 
 function mediaSettings(c: Config): MediaSettings {
