@@ -3,6 +3,7 @@
 // reopening with backoff (state replayed) when the device disappears. Nothing on the caller's
 // path waits for the device: set() records the wish and returns; a background pump writes.
 
+import { read as fsRead } from 'node:fs';
 import { SerialPort } from 'serialport';
 import type { LampMode, LampPortStatus, LampProfile, OutputKey } from './types.js';
 
@@ -40,6 +41,12 @@ export interface LampPortLog {
 const STABLE_OPEN_MS = 10_000;
 /** Fraction of the backoff delay added at random, so several ports do not retry in lockstep. */
 const JITTER = 0.1;
+/**
+ * A write whose drain has not completed after this (plus ten times its time on the wire) is
+ * taken as a wedged device or adapter: the port is closed and reopened. Generous, because the
+ * drain runs on libuv's thread pool, which a busy host may hold up for a while.
+ */
+const WRITE_STALL_MS = 10_000;
 /** Received bytes kept while waiting for an acknowledgement. */
 const RX_LIMIT = 256;
 
@@ -72,6 +79,70 @@ export function parseAckBytes(text: string): Buffer {
   if (hex.length > 0 && hex.every((s) => /^(?:[0-9a-f]{2})+$/i.test(s))) return Buffer.from(hex.join(''), 'hex');
   return Buffer.from(text, 'latin1');
 }
+
+// --- the serial binding, with hang-ups reported ---
+
+type Binding = typeof SerialPort.binding;
+type BindingPort = Awaited<ReturnType<Binding['open']>>;
+type OpenOptions = Parameters<Binding['open']>[0];
+
+/** What the Unix bindings (Linux, macOS) expose of an open port. */
+interface UnixPortInternals {
+  readonly isOpen: boolean;
+  fd: number | null;
+  poller?: { once(event: 'readable', cb: (err: Error | null) => void): unknown };
+}
+
+function canceled(message: string): Error {
+  return Object.assign(new Error(message), { canceled: true });
+}
+
+function readOnce(fd: number, buffer: Buffer, offset: number, length: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fsRead(fd, buffer, offset, length, null, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/**
+ * A Unix read that treats end of file as a disconnect. The port is opened with VMIN=1 and
+ * O_NONBLOCK, so "no data" is EAGAIN and 0 bytes only happens on a hung-up tty (USB adapter
+ * unplugged, pty master gone). bindings-cpp 13 retries such a read at once, forever
+ * (serialport/bindings-cpp#162): a CPU core spins and the loss is never reported.
+ */
+async function readUntilHangup(
+  port: UnixPortInternals,
+  buffer: Buffer,
+  offset: number,
+  length: number,
+): Promise<{ buffer: Buffer; bytesRead: number }> {
+  for (;;) {
+    if (!port.isOpen || port.fd === null) throw canceled('Port is not open');
+    try {
+      const bytesRead = await readOnce(port.fd, buffer, offset, length);
+      if (bytesRead === 0) throw Object.assign(new Error('device hung up (end of file)'), { disconnect: true });
+      return { buffer, bytesRead };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK' && code !== 'EINTR') throw err;
+      if (!port.isOpen || !port.poller) throw canceled('Port is not open');
+      const poller = port.poller;
+      await new Promise<void>((resolve, reject) => poller.once('readable', (e) => (e ? reject(e) : resolve())));
+    }
+  }
+}
+
+/** The platform's binding, with hang-ups on Unix reported as disconnects (see above). */
+const hangupSafeBinding = {
+  list: (): ReturnType<Binding['list']> => SerialPort.binding.list(),
+  async open(options: OpenOptions): Promise<BindingPort> {
+    const port = await (SerialPort.binding.open as (o: OpenOptions) => Promise<BindingPort>)(options);
+    const unix = port as unknown as UnixPortInternals;
+    if (typeof unix.fd === 'number' && unix.poller) {
+      port.read = (buffer: Buffer, offset: number, length: number) => readUntilHangup(unix, buffer, offset, length);
+    }
+    return port;
+  },
+};
 
 function errorText(err: unknown): string {
   if (err instanceof Error) {
@@ -211,14 +282,16 @@ export class LampPort {
     if (this.stopped) return;
     let port: SerialPort;
     try {
-      port = new SerialPort({
+      const options = {
         path: this.path,
         baudRate: this.profile.serial.baudRate,
         dataBits: this.profile.serial.dataBits,
         parity: this.profile.serial.parity,
         stopBits: this.profile.serial.stopBits,
         autoOpen: false,
-      });
+        binding: hangupSafeBinding, // SerialPort's options override its default binding
+      };
+      port = new SerialPort(options as ConstructorParameters<typeof SerialPort>[0]);
     } catch (err) {
       this.openFailed(errorText(err));
       return;
@@ -422,7 +495,7 @@ export class LampPort {
     if (!port || session !== this.session) return Promise.resolve('lost');
     const s = this.profile.serial;
     const bitsPerByte = 1 + s.dataBits + (s.parity === 'none' ? 0 : 1) + s.stopBits;
-    const limitMs = 2000 + Math.ceil(((command.length * bitsPerByte) / s.baudRate) * 1000) * 10;
+    const limitMs = WRITE_STALL_MS + Math.ceil(((command.length * bitsPerByte) / s.baudRate) * 1000) * 10;
     return new Promise<WriteResult>((resolve) => {
       let done = false;
       const finish = (r: WriteResult): void => {
