@@ -87,7 +87,7 @@ type BindingPort = Awaited<ReturnType<Binding['open']>>;
 type OpenOptions = Parameters<Binding['open']>[0];
 
 /** What the Unix bindings (Linux, macOS) expose of an open port. */
-interface UnixPortInternals {
+export interface UnixPortInternals {
   readonly isOpen: boolean;
   fd: number | null;
   poller?: { once(event: 'readable', cb: (err: Error | null) => void): unknown };
@@ -108,8 +108,9 @@ function readOnce(fd: number, buffer: Buffer, offset: number, length: number): P
  * O_NONBLOCK, so "no data" is EAGAIN and 0 bytes only happens on a hung-up tty (USB adapter
  * unplugged, pty master gone). bindings-cpp 13 retries such a read at once, forever
  * (serialport/bindings-cpp#162): a CPU core spins and the loss is never reported.
+ * Exported for its own test.
  */
-async function readUntilHangup(
+export async function readUntilHangup(
   port: UnixPortInternals,
   buffer: Buffer,
   offset: number,
@@ -263,7 +264,7 @@ export class LampPort {
         this.since = Date.now();
       }
       if (port?.isOpen) await closeQuietly(port);
-      if (this.opening) await this.opening; // its callback closes a port that opened too late
+      if (this.opening) await this.opening;
       this.checkIdle();
     })();
     return this.stopping;
@@ -300,12 +301,17 @@ export class LampPort {
     port.on('error', (err) => this.onLost(port, errorText(err)));
     this.opening = new Promise<void>((resolve) => {
       port.open((err) => {
-        this.opening = null;
         if (this.stopped) {
-          if (!err) void closeQuietly(port).then(resolve);
-          else resolve();
+          // stop() waits for this: a port that opened too late is closed before it returns.
+          const done = (): void => {
+            this.opening = null;
+            resolve();
+          };
+          if (!err) void closeQuietly(port).then(done);
+          else done();
           return;
         }
+        this.opening = null;
         if (err) this.openFailed(errorText(err));
         else this.onOpened(port);
         resolve();

@@ -4,13 +4,20 @@
 // Unplugging is killing socat (the links vanish); replugging is starting it again on the same links.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { SerialPort } from 'serialport';
-import { LampPort, parseAckBytes, type LampPortEvents, type LampRender } from '../../src/lamps/lamp-port.js';
+import {
+  LampPort,
+  parseAckBytes,
+  readUntilHangup,
+  type LampPortEvents,
+  type LampRender,
+  type UnixPortInternals,
+} from '../../src/lamps/lamp-port.js';
 import { LampPorts } from '../../src/lamps/lamp-ports.js';
 import type { LampMode, LampProfile } from '../../src/lamps/types.js';
 import { trackChild } from '../helpers/children.js';
@@ -235,6 +242,55 @@ t.test('ack bytes from a profile: hex in several spellings, else literal text', 
   t.same([...parseAckBytes('06 0D')], [0x06, 0x0d]);
   t.same([...parseAckBytes('060d')], [0x06, 0x0d]);
   t.same(parseAckBytes('OK\r').toString('latin1'), 'OK\r');
+});
+
+t.test('a read that hits end of file (hung-up tty) is a disconnect, not an endless re-read', async (t) => {
+  // A FIFO behaves like a hung-up tty here: non-blocking reads give EAGAIN while the writer is
+  // there and nothing is waiting, and 0 bytes (end of file) once it has gone.
+  const dir = await mkdtemp(join(tmpdir(), 'lamp-port-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'fifo');
+  await new Promise<void>((res, rej) =>
+    spawn('mkfifo', [fifo]).once('exit', (code) => (code === 0 ? res() : rej(new Error(`mkfifo: ${code}`)))),
+  );
+  const rfd = openSync(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  const wfd = openSync(fifo, fsc.O_WRONLY);
+  let waits = 0;
+  const port: UnixPortInternals = {
+    isOpen: true,
+    fd: rfd,
+    // Stands in for the binding's poll handle: "readable" a moment after being asked.
+    poller: {
+      once: (_event, cb) => {
+        waits++;
+        setTimeout(() => cb(null), 20);
+      },
+    },
+  };
+  t.teardown(() => closeSync(rfd));
+  const buf = Buffer.alloc(16);
+  writeSync(wfd, Buffer.from([0x06]));
+  t.same(await readUntilHangup(port, buf, 0, 16).then((r) => [...r.buffer.subarray(0, r.bytesRead)]), [0x06]);
+  const later = readUntilHangup(port, buf, 0, 16); // nothing there yet: waits for readable
+  await sleep(50);
+  writeSync(wfd, Buffer.from([0x15, 0x06]));
+  const r = await later;
+  t.same([...r.buffer.subarray(0, r.bytesRead)], [0x15, 0x06]);
+  t.ok(waits >= 1, 'waited for readable on EAGAIN');
+  closeSync(wfd); // the other end hangs up
+  const err = await readUntilHangup(port, buf, 0, 16).then(
+    () => null,
+    (e: unknown) => e as Error & { disconnect?: boolean; canceled?: boolean },
+  );
+  t.match(err?.message, /hung up/);
+  t.equal(err?.disconnect, true);
+  t.notOk(err?.canceled, 'a disconnect, so the stream closes the port');
+  port.fd = null;
+  const closed = await readUntilHangup(port, buf, 0, 16).then(
+    () => null,
+    (e: unknown) => e as Error & { canceled?: boolean },
+  );
+  t.equal(closed?.canceled, true, 'a closed port cancels quietly');
 });
 
 t.test('writes exact bytes in order for a sequence of set() calls, init first', async (t) => {
