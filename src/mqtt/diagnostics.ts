@@ -197,6 +197,8 @@ export class MqttDiagnostics {
     this.cmdTopic = prefix === '' ? `${this.base}/` : `${this.base}/${prefix}/`;
     this.pseudo = opts.pseudonymise ? new Pseudonymiser() : null;
     this.queueLimit = Math.max(1, Math.floor(opts.queueLimit));
+    // Listening from here on: lamps and events before the first connect are not missed.
+    this.listen();
   }
 
   /** Connects in the background and keeps reconnecting; never throws. */
@@ -204,7 +206,6 @@ export class MqttDiagnostics {
     if (this.started || this.stopping) return;
     this.started = true;
     try {
-      this.listen();
       const o = this.opts;
       const options: IClientOptions = {
         protocolVersion: o.protocolVersion,

@@ -22,6 +22,8 @@ const NUMERIC_URI = /\b(?:sips?|tel):\+?\d[\d\-.()]*(?=$|[@;?>,\s"'])(?:@[^\s<>,
 const PLUS_NUMBER = /(?<![\w+])\+\d(?: ?\d){5,14}(?!\d)/g;
 /** Withheld numbers: nothing personal to hide, and useful to see. */
 const ANONYMOUS = /^(?:sips?:)?anonymous(?:@|$)/i;
+/** An ISO 8601 date or time (a period's `from`, say): never a caller. */
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
 export class Pseudonymiser {
   private readonly key: Buffer;
@@ -58,7 +60,7 @@ function scrubString(s: string, pseudo: Pseudonymiser): string {
 }
 
 function callerValue(v: unknown, pseudo: Pseudonymiser, seen: WeakSet<object>): unknown {
-  if (typeof v === 'string') return v === '' || ANONYMOUS.test(v.trim()) ? v : pseudo.of(v);
+  if (typeof v === 'string') return v === '' || ANONYMOUS.test(v.trim()) || ISO_DATE.test(v) ? v : pseudo.of(v);
   if (typeof v === 'number' || typeof v === 'bigint') return pseudo.of(String(v));
   if (Array.isArray(v)) return v.map((x) => callerValue(x, pseudo, seen));
   return walk(v, pseudo, seen, null);
@@ -90,7 +92,7 @@ function walk(v: unknown, pseudo: Pseudonymiser, seen: WeakSet<object>, key: str
 
 /**
  * A deep copy of `value` fit for publishing, with caller numbers pseudonymised:
- * - values under CALLER_KEYS (any non-empty string or number, except withheld/anonymous);
+ * - values under CALLER_KEYS (any non-empty string or number, except anonymous and ISO dates);
  * - any other string that is a phone number as a whole;
  * - sip:/sips:/tel: URIs with a numeric user part, and +E.164 numbers, inside any other string
  *   (the URI with its host and parameters becomes the pseudonym);
