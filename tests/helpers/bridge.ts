@@ -11,7 +11,7 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {}, start: { dnsServers?: string[] } = {}): Promise<{ bridge: Bridge; config: Config }> {
+export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {}, start: { dnsServers?: string[]; configPath?: string } = {}): Promise<{ bridge: Bridge; config: Config }> {
   // Each bridge gets its own journal in its own directory unless the test names one.
   if (!opts.journal?.path) {
     const dir = mkdtempSync(join(tmpdir(), 'amk-journal-'));
@@ -20,7 +20,7 @@ export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {},
   }
   const config = testConfig(opts);
   const logger = createLogger({ level: config.log.level, pretty: false, destination: process.stderr });
-  const bridge = await startBridge(config, { logger, dnsServers: start.dnsServers });
+  const bridge = await startBridge(config, { logger, dnsServers: start.dnsServers, configPath: start.configPath });
   t.teardown(() => bridge.stop());
   return { bridge, config };
 }
