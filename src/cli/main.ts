@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// amk-bridge command line: `run`, `check-config`, `print-schema`.
+// amk-bridge command line: `run`, `check-config`, `print-schema`, `incident`, `outbox`,
+// `lamp-test`. Commands are loaded when used, so a quick command does not pay for the
+// native modules (SQLite, serial ports) of the others.
 
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -11,9 +13,6 @@ import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkConfigCommand, type CliIO } from './check-config.js';
-import { incidentCommand } from './incident.js';
-import { outboxCommand } from './outbox.js';
-import { lampTestCommand } from './lamp-test.js';
 
 export type { CliIO } from './check-config.js';
 
@@ -95,11 +94,11 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
     case 'run':
       return runCommand(rest, io);
     case 'incident':
-      return incidentCommand(rest, io);
+      return (await import('./incident.js')).incidentCommand(rest, io);
     case 'lamp-test':
-      return lampTestCommand(rest, io);
+      return (await import('./lamp-test.js')).lampTestCommand(rest, io);
     case 'outbox':
-      return outboxCommand(rest, io);
+      return (await import('./outbox.js')).outboxCommand(rest, io);
     case '-h':
     case '--help':
     case 'help':
