@@ -33,7 +33,11 @@ export class EventLoopMonitor {
     this.running = false;
   }
 
-  /** Lag since the previous snapshot (p50, p99, max in ms), then starts a new period. */
+  /**
+   * Lag since the previous snapshot (p50, p99, max in ms), then starts a new period. (Node drops
+   * the first sample after a reset: a stall that starts within one 10 ms tick of a snapshot is
+   * not seen.)
+   */
   snapshot(): { p50: number; p99: number; max: number } {
     const lag = (ns: number) => Math.max(0, ms(ns) - RESOLUTION_MS);
     const out = this.h.count === 0

@@ -14,8 +14,10 @@ import { startEmbeddedBroker } from '../../src/mqtt/broker.js';
 import { MqttDiagnostics, type MqttDiagnosticsOptions } from '../../src/mqtt/diagnostics.js';
 import { Pseudonymiser, scrub } from '../../src/mqtt/pseudonym.js';
 import { COMMANDS, type BridgeCommands, type HealthSnapshot } from '../../src/mqtt/types.js';
+import { EventLoopMonitor, Counters } from '../../src/mqtt/health.js';
 import { trackChild } from '../helpers/children.js';
 import { freePort } from '../helpers/ports.js';
+import { makeCert } from '../helpers/receiver.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -438,6 +440,9 @@ const USERS = { bridge: 'bridge-secret', tech: 'tech-secret', watcher: 'watcher-
 
 interface Mosquitto {
   url: string;
+  /** mqtts:// on a second listener, when asked for; its certificate is self-signed (its own CA). */
+  tlsUrl: string | null;
+  certPem: string | null;
   port: number;
   dir: string;
   passwd: string;
@@ -454,7 +459,7 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-async function mosquitto(t: Test): Promise<Mosquitto> {
+async function mosquitto(t: Test, o: { tls?: boolean } = {}): Promise<Mosquitto> {
   if (!existsSync(MOSQUITTO)) throw new Error(`${MOSQUITTO} missing: apt-get install mosquitto (npm test does it)`);
   const dir = await mkdtemp(join(tmpdir(), 'amk-mqtt-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -477,8 +482,20 @@ async function mosquitto(t: Test): Promise<Mosquitto> {
     `topic write ${BASE}/bridge/request/#`,
     '',
   ].join('\n'));
+  let tls: string[] = [];
+  let tlsPort: number | null = null;
+  let certPem: string | null = null;
+  if (o.tls) {
+    const cert = makeCert();
+    certPem = cert.certPem;
+    tlsPort = await freePort('tcp');
+    await writeFile(join(dir, 'cert.pem'), cert.certPem);
+    await writeFile(join(dir, 'key.pem'), cert.keyPem, { mode: 0o600 });
+    tls = [`listener ${tlsPort} 127.0.0.1`, `certfile ${join(dir, 'cert.pem')}`, `keyfile ${join(dir, 'key.pem')}`];
+  }
   const conf = join(dir, 'mosquitto.conf');
   await writeFile(conf, [
+    ...tls,
     `listener ${port} 127.0.0.1`,
     'allow_anonymous false',
     `password_file ${passwd}`,
@@ -497,6 +514,7 @@ async function mosquitto(t: Test): Promise<Mosquitto> {
   let err = '';
   const m: Mosquitto = {
     url: `mqtt://127.0.0.1:${port}`, port, dir, passwd,
+    tlsUrl: tlsPort === null ? null : `mqtts://127.0.0.1:${tlsPort}`, certPem,
     async start() {
       const c = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
       trackChild(c);
@@ -505,7 +523,7 @@ async function mosquitto(t: Test): Promise<Mosquitto> {
       c.once('exit', () => { exited = true; });
       c.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
       const end = Date.now() + 10_000;
-      while (!(await portOpen(port))) {
+      while (!(await portOpen(port)) || (tlsPort !== null && !(await portOpen(tlsPort)))) {
         if (exited) throw new Error(`mosquitto exited: ${err}`);
         if (Date.now() > end) throw new Error(`mosquitto not listening on ${port}: ${err}`);
         await sleep(20);
@@ -634,4 +652,50 @@ t.test('mosquitto restarted: the bridge reconnects, re-publishes retained topics
   t.same(w2.json(w2.on('lamp/101')[0]), { state: 'waiting', at: 5 });
   t.ok(w2.got.every((g) => g.retain), 'only retained topics for a newcomer');
   t.notOk(stub.logs.some((l) => l.level === 'error'), 'no errors logged');
+});
+
+t.test('mosquitto over TLS: the configured CA is required to connect', async (t) => {
+  const mq = await mosquitto(t, { tls: true });
+  const w = await Watcher.open(t, mq.url, `${BASE}/bridge/state`, as('watcher'));
+
+  const other = stubSource();
+  const bad = diagnostics(t, mq.tlsUrl!, other, { username: 'bridge', password: USERS.bridge, ca: Buffer.from(makeCert().certPem), clientId: 'amk-bridge-wrong-ca' });
+  await until(() => other.logs.some((l) => l.level === 'warn' && /certificate/i.test(String((l.o as { err?: string }).err))), 'certificate refusal logged');
+  t.equal(bad.stats().connected, false, 'another CA: not connected');
+
+  const stub = stubSource();
+  const d = diagnostics(t, mq.tlsUrl!, stub, { username: 'bridge', password: USERS.bridge, ca: Buffer.from(mq.certPem!), protocolVersion: 5, clientId: 'amk-bridge-tls' });
+  await until(() => d.stats().connected, 'connected over TLS');
+  await until(() => w.got.some((g) => g.text === '{"state":"online"}'), 'online, seen on the plain listener');
+  await d.stop();
+  await until(() => w.got.at(-1)?.text === '{"state":"offline"}', 'offline after stop');
+});
+
+// ---- health helpers -----------------------------------------------------------------------------
+
+t.test('Counters count bus events by name; EventLoopMonitor reports lag and resets', async (t) => {
+  const bus = new EventBus();
+  const c = new Counters();
+  const detach = c.attach(bus);
+  bus.emit('alarm', { kind: 'x', text: 'y', at: 1 });
+  bus.emit('alarm', { kind: 'x', text: 'y', at: 2 });
+  bus.emit('call.started', { callId: 'c', facts: facts(), at: 1 });
+  bus.emit('call.ended', { callId: 'c', reason: 'bye', by: 'citizen', at: 2 }); // not counted
+  c.inc('mqtt.reconnect');
+  t.same(c.snapshot(), { alarm: 2, 'call.started': 1, 'mqtt.reconnect': 1 });
+  detach();
+  bus.emit('alarm', { kind: 'x', text: 'y', at: 3 });
+  t.equal(c.snapshot().alarm, 2, 'detached');
+
+  const m = new EventLoopMonitor();
+  t.teardown(() => m.stop());
+  await sleep(50);
+  m.snapshot(); // start a fresh period
+  await sleep(30); // (the histogram skips its first sample after a reset)
+  const end = Date.now() + 80;
+  while (Date.now() < end) { /* hold the event loop */ }
+  await sleep(30);
+  const s = m.snapshot();
+  t.ok(s.max >= 40, `a held loop shows as lag (max ${s.max} ms)`);
+  t.ok(s.p50 >= 0 && s.p99 >= s.p50 && s.max >= s.p99, 'ordered');
 });
