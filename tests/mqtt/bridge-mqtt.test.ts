@@ -4,7 +4,11 @@
 import t, { type Test } from 'tap';
 import mqtt from 'mqtt';
 import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { flow, waitFor, settle } from '../procedure/helpers.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { startDaemon } from '../helpers/daemon.js';
+import { testConfigInput } from '../helpers/config.js';
 
 interface Client {
   messages: Map<string, unknown>;
@@ -129,4 +133,47 @@ t.test('reload over MQTT validates the file first', async (t) => {
   t.same(alarms, ['config-error']);
   t.ok(bridge.lamps.service.systemState().faults.includes('config'), 'the fault lamp knows');
   await c.end();
+});
+
+t.test("the site's broker (mosquitto) goes away mid-call and comes back: the call is unaffected, the state is published again", async (t) => {
+  const mq = await startMosquitto(t);
+  const f = await flow(t, {
+    home: { scenario: 'region-answer.xml', keys: { answer_ms: 200 } },
+    trunkHoldMs: 6000,
+    config: { mqtt: { embedded: { enabled: false }, url: mq.url }, node: 'mqtt-site' },
+  });
+  const base = 'amk-bridge/mqtt-site';
+  await waitFor(() => f.bridge.mqtt!.stats().connected, 8000, 'connected to mosquitto');
+  await waitFor(() => f.attempts().some((a) => a.phase === 'answered'), 8000, 'the region answered');
+  await mq.stop();
+  await waitFor(() => !f.bridge.mqtt!.stats().connected, 8000, 'the bridge noticed');
+  t.equal(f.bridge.b2bua.activeCalls, 1, 'the call goes on without the broker');
+  await mq.start();
+  await waitFor(() => f.bridge.mqtt!.stats().connected, 10_000, 'reconnected');
+  const c = await connect(t, mq.port, base);
+  await waitFor(() => c.messages.has(`${base}/bridge/state`) && c.messages.has(`${base}/bridge/info`), 5000, 'retained topics again');
+  t.same(c.messages.get(`${base}/bridge/state`), { state: 'online' }, 'published again after the reconnect (the broker kept nothing)');
+  const tr = await f.trunk;
+  t.equal(tr.successful, 1, 'the citizen\'s call completed normally');
+  t.equal((await f.home.done).successful, 1, 'the region leg completed normally');
+  await c.end();
+});
+
+t.test('the daemon killed -9: its last will leaves bridge/state offline (retained)', async (t) => {
+  const mq = await startMosquitto(t);
+  const dir = t.testdir({});
+  const file = `${dir}/amk-bridge.yaml`;
+  writeFileSync(file, stringify({ ...testConfigInput(), node: 'mqtt-lwt', journal: { path: `${dir}/j.sqlite` }, mqtt: { embedded: { enabled: false }, url: mq.url } }));
+  const d = startDaemon(t, file);
+  await d.ready;
+  const base = 'amk-bridge/mqtt-lwt';
+  const c = await connect(t, mq.port, base);
+  await waitFor(() => JSON.stringify(c.messages.get(`${base}/bridge/state`)) === '{"state":"online"}', 8000, 'online');
+  await d.kill('SIGKILL');
+  await waitFor(() => JSON.stringify(c.messages.get(`${base}/bridge/state`)) === '{"state":"offline"}', 8000, 'offline by the last will');
+  await c.end();
+  const late = await connect(t, mq.port, base);
+  await waitFor(() => late.messages.has(`${base}/bridge/state`), 5000, 'retained');
+  t.same(late.messages.get(`${base}/bridge/state`), { state: 'offline' }, 'retained for whoever looks later');
+  await late.end();
 });

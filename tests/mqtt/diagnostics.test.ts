@@ -17,6 +17,7 @@ import { COMMANDS, type BridgeCommands, type HealthSnapshot } from '../../src/mq
 import { EventLoopMonitor, Counters } from '../../src/mqtt/health.js';
 import { trackChild } from '../helpers/children.js';
 import { freePort } from '../helpers/ports.js';
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { makeCert } from '../helpers/receiver.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -435,40 +436,8 @@ t.test('embedded: a slow command does not hold up events; commandPrefix and ACL 
 
 // ---- mosquitto ----------------------------------------------------------------------------------
 
-const MOSQUITTO = '/usr/sbin/mosquitto';
 const USERS = { bridge: 'bridge-secret', tech: 'tech-secret', watcher: 'watcher-secret' };
-
-interface Mosquitto {
-  url: string;
-  /** mqtts:// on a second listener, when asked for; its certificate is self-signed (its own CA). */
-  tlsUrl: string | null;
-  certPem: string | null;
-  port: number;
-  dir: string;
-  passwd: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  reload(): void;
-  stderr(): string;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => { s.destroy(); res(true); });
-    s.on('error', () => res(false));
-  });
-}
-
-async function mosquitto(t: Test, o: { tls?: boolean } = {}): Promise<Mosquitto> {
-  if (!existsSync(MOSQUITTO)) throw new Error(`${MOSQUITTO} missing: apt-get install mosquitto (npm test does it)`);
-  const dir = await mkdtemp(join(tmpdir(), 'amk-mqtt-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const port = await freePort('tcp');
-  const passwd = join(dir, 'passwd');
-  execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'bridge', USERS.bridge]);
-  execFileSync('mosquitto_passwd', ['-b', passwd, 'tech', USERS.tech]);
-  execFileSync('mosquitto_passwd', ['-b', passwd, 'watcher', USERS.watcher]);
-  await writeFile(join(dir, 'acl'), [
+const ACL = [
     'user bridge',
     'topic write amk-bridge/#',
     `topic read ${BASE}/bridge/request/#`,
@@ -480,74 +449,8 @@ async function mosquitto(t: Test, o: { tls?: boolean } = {}): Promise<Mosquitto>
     'user watcher',
     'topic read amk-bridge/#',
     `topic write ${BASE}/bridge/request/#`,
-    '',
-  ].join('\n'));
-  let tls: string[] = [];
-  let tlsPort: number | null = null;
-  let certPem: string | null = null;
-  if (o.tls) {
-    const cert = makeCert();
-    certPem = cert.certPem;
-    tlsPort = await freePort('tcp');
-    await writeFile(join(dir, 'cert.pem'), cert.certPem);
-    await writeFile(join(dir, 'key.pem'), cert.keyPem, { mode: 0o600 });
-    tls = [`listener ${tlsPort} 127.0.0.1`, `certfile ${join(dir, 'cert.pem')}`, `keyfile ${join(dir, 'key.pem')}`];
-  }
-  const conf = join(dir, 'mosquitto.conf');
-  await writeFile(conf, [
-    ...tls,
-    `listener ${port} 127.0.0.1`,
-    'allow_anonymous false',
-    `password_file ${passwd}`,
-    `acl_file ${join(dir, 'acl')}`,
-    'persistence false',
-    ...(process.getuid?.() === 0 ? ['user root'] : []),
-    'log_dest stderr',
-    'log_type error',
-    'log_type warning',
-    'log_type notice',
-    'log_type information',
-    '',
-  ].join('\n'));
-
-  let child: ChildProcess | null = null;
-  let err = '';
-  const m: Mosquitto = {
-    url: `mqtt://127.0.0.1:${port}`, port, dir, passwd,
-    tlsUrl: tlsPort === null ? null : `mqtts://127.0.0.1:${tlsPort}`, certPem,
-    async start() {
-      const c = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-      trackChild(c);
-      child = c;
-      let exited = false;
-      c.once('exit', () => { exited = true; });
-      c.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
-      const end = Date.now() + 10_000;
-      while (!(await portOpen(port)) || (tlsPort !== null && !(await portOpen(tlsPort)))) {
-        if (exited) throw new Error(`mosquitto exited: ${err}`);
-        if (Date.now() > end) throw new Error(`mosquitto not listening on ${port}: ${err}`);
-        await sleep(20);
-      }
-    },
-    async stop() {
-      const c = child;
-      child = null;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const gone = new Promise<void>((r) => c.once('exit', () => r()));
-      c.kill('SIGTERM');
-      const killer = setTimeout(() => c.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(killer);
-    },
-    reload() {
-      child?.kill('SIGHUP');
-    },
-    stderr: () => err,
-  };
-  t.teardown(() => m.stop());
-  await m.start();
-  return m;
-}
+  ];
+const mosquitto = (t: Test, o: { tls?: boolean } = {}): Promise<Mosquitto> => startMosquitto(t, { ...o, users: USERS, acl: ACL });
 
 const as = (user: keyof typeof USERS) => ({ username: user, password: USERS[user] });
 
