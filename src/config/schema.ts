@@ -501,6 +501,17 @@ const metricsSchema = z
   })
   .describe('Prometheus /metrics (opt-in).');
 
+const recontactSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Flag callers who call again within the window (Ukom recommendation).'),
+    windowH: z.number().min(0.1).max(24 * 30).default(24).describe('Hours a caller number is remembered (as a keyed hash only).'),
+    path: z.string().min(1).default('/var/lib/amk-bridge/recontact.sqlite').describe('SQLite file of the hashed sightings (relative paths: from the working directory).'),
+    keyFile: z.string().min(1).default('/var/lib/amk-bridge/recontact.key').describe('HMAC key file (32+ random bytes); created with a fresh key if missing. Keep it out of backups of the journal.'),
+    previousKeyFile: z.string().min(1).nullable().default(null).describe('The key before a rotation: still matched for one window, then remove it.'),
+    defaultCountryCode: z.string().regex(/^[0-9]{1,3}$/, { error: 'must be a country calling code without +, e.g. "45"' }).default('45').describe('Country code for national numbers when normalising to E.164. Quote it: "45".'),
+  })
+  .describe('Re-contact flagging: the same caller again within a window.');
+
 const conferenceSchema = z
   .strictObject({
     trigger: z
@@ -577,6 +588,7 @@ const rootShape = z.strictObject({
   lamps: lampsSchema.prefault({}),
   mqtt: mqttSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
+  recontact: recontactSchema.prefault({}),
 });
 
 type Path = (string | number)[];

@@ -16,7 +16,11 @@ export async function startTestBridge(t: Teardown, opts: TestConfigOptions = {},
   if (!opts.journal?.path) {
     const dir = mkdtempSync(join(tmpdir(), 'amk-journal-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    opts = { ...opts, journal: { ...opts.journal, path: join(dir, 'journal.sqlite') } };
+    opts = {
+      ...opts,
+      journal: { ...opts.journal, path: join(dir, 'journal.sqlite') },
+      recontact: { path: join(dir, 'recontact.sqlite'), keyFile: join(dir, 'recontact.key'), ...opts.recontact },
+    };
   }
   const config = testConfig(opts);
   const logger = createLogger({ level: config.log.level, pretty: false, destination: process.stderr });

@@ -57,9 +57,11 @@ t.test('the example shows the defaults: a nearly empty file gives the same confi
   t.ok(ex.ok && min.ok);
   if (!ex.ok || !min.ok) return;
   // The example keeps its journal in the working directory so that `npm start` needs no root.
-  const { routing: exRouting, journal: exJournal, ...exRest } = ex.config;
-  const { routing: minRouting, journal: minJournal, ...minRest } = min.config;
+  const { routing: exRouting, journal: exJournal, recontact: exRe, ...exRest } = ex.config;
+  const { routing: minRouting, journal: minJournal, recontact: minRe, ...minRest } = min.config;
   t.same(minRest, exRest);
+  t.same({ ...exRe, path: '', keyFile: '' }, { ...minRe, path: '', keyFile: '' });
+  t.same([exRe.path, exRe.keyFile], ['state/recontact.sqlite', 'state/recontact.key']);
   t.same([exJournal.path, minJournal.path], ['state/journal.sqlite', '/var/lib/amk-bridge/journal.sqlite']);
   t.equal(minRouting.defaultRegion, exRouting.defaultRegion);
   t.same(minRouting.rules, [], 'no rules by default');
@@ -208,7 +210,7 @@ t.test('unknown keys are errors with their path and a suggestion', async (t) => 
   t.same(r.errors, [
     { path: 'regions[0].ringTimer', message: 'unknown key; did you mean "ringTimerS"?', line: 5 },
     { path: 'probes.bogus', message: 'unknown key; allowed here: intervalS, timeoutMs, upAfter, downAfter', line: 6 },
-    { path: 'extra', message: `unknown key; allowed here: node, log, sip, trunks, callTakers, desks, regions, routing, probes, conference, media, journal, messages, lamps, mqtt, metrics`, line: 7 },
+    { path: 'extra', message: `unknown key; allowed here: node, log, sip, trunks, callTakers, desks, regions, routing, probes, conference, media, journal, messages, lamps, mqtt, metrics, recontact`, line: 7 },
   ]);
   const auth = example();
   auth.regions[0].auth = { username: 'u', password: 'p', realms: 'x' };
