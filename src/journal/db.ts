@@ -87,6 +87,20 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX outbox_request_id ON outbox (request_id);
   CREATE INDEX outbox_created_at ON outbox (created_at);
   `,
+  // 1 -> 2: the 112 calls the bridge saw (the statistics' first denominator), and time indexes
+  // for the statistics over any period.
+  `
+  CREATE TABLE calls (
+    call_id    TEXT PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    trunk      TEXT,
+    region     TEXT NOT NULL,
+    recontact  INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX calls_started_at ON calls (started_at);
+  CREATE INDEX IF NOT EXISTS requests_started_at ON requests (started_at);
+  CREATE INDEX IF NOT EXISTS attempts_started_at ON attempts (started_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -4,6 +4,7 @@
 
 import { openDatabase, type OpenOptions, type SqliteDb } from './db.js';
 import { fromJson, requestParams, toAttemptRow, toOutboxRow, toRequestRow, type AttemptRecord, type OutboxRecord, type RequestRecord } from './rows.js';
+import type { AttemptStatRow, CallStatRow, RequestStatRow, StatsRows } from '../domain/statistics.js';
 import {
   MESSAGE_ORDER,
   type AttemptEnd,
@@ -165,6 +166,40 @@ export class Journal implements Outbox {
       attempts: count(`SELECT COALESCE(a.outcome, 'open') AS k, COUNT(*) AS n FROM attempts a JOIN requests r USING (request_id) WHERE r.started_at >= ? AND r.started_at < ? GROUP BY k`),
       messages: count(`SELECT o.type || ':' || o.state AS k, COUNT(*) AS n FROM outbox o JOIN requests r USING (request_id) WHERE r.started_at >= ? AND r.started_at < ? GROUP BY k`),
     };
+  }
+
+  /** Records a 112 call the bridge saw (the statistics' first denominator). A repeated call id keeps the first. */
+  callSeen(c: { callId: string; startedAt: number; trunk: string | null; region: string; recontact: boolean }): void {
+    this.db
+      .prepare(`INSERT INTO calls (call_id, started_at, trunk, region, recontact) VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING`)
+      .run(c.callId, c.startedAt, c.trunk, c.region, c.recontact ? 1 : 0);
+  }
+
+  /**
+   * What `computeStats` (../domain/statistics.ts) needs for [from, to): calls seen by their
+   * start, requests by their start (test requests left out) and those requests' attempts, as
+   * lean positional rows. With `region`, only that home region.
+   */
+  statsRows(from: number, to: number, region?: string): StatsRows {
+    const byRegion = region === undefined ? '' : ' AND r.region = @region';
+    const params = region === undefined ? { from, to } : { from, to, region };
+    const calls = this.db
+      .prepare(`SELECT r.started_at, r.region, r.recontact FROM calls r WHERE r.started_at >= @from AND r.started_at < @to${byRegion}`)
+      .raw()
+      .all(params) as CallStatRow[];
+    const requests = this.db
+      .prepare(`SELECT r.rowid, r.started_at, r.region, r.outcome, r.outcome_stage, r.outcome_region, r.outcome_at,
+          EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.request_id || ':no-contact')
+        FROM requests r WHERE r.started_at >= @from AND r.started_at < @to AND r.test = 0${byRegion}`)
+      .raw()
+      .all(params) as RequestStatRow[];
+    const attempts = this.db
+      .prepare(`SELECT r.rowid, a.n, a.stage, a.region, a.outcome, a.started_at, a.answered_at
+        FROM requests r JOIN attempts a ON a.request_id = r.request_id
+        WHERE r.started_at >= @from AND r.started_at < @to AND r.test = 0${byRegion}`)
+      .raw()
+      .all(params) as AttemptStatRow[];
+    return { calls, requests, attempts };
   }
 
   /**
