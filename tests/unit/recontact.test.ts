@@ -85,7 +85,7 @@ t.test('key rotation: the old key given as previous still matches; dropped, it n
   t.equal(c.store.seen(m, T0 + 3 * H), null, 'old-key sighting no longer matches');
 });
 
-t.test('key rotation without deletion: a dropped key stops matching even before any prune', async (t) => {
+t.test('key rotation twice: sightings two keys back no longer match', async (t) => {
   const dir = t.testdir({});
   const k1 = key();
   const k2 = key();
