@@ -24,9 +24,9 @@ import type { AttemptOutcome, ContactStage, RequestOutcome } from '../journal/ty
 
 /** [startedAt, region, recontact (0|1)] */
 export type CallStatRow = [startedAt: number, region: string, recontact: number];
-/** [requestKey, startedAt, homeRegion, outcome, outcomeStage, outcomeRegion, outcomeAt, noContactMessage (0|1)] */
+/** [requestId, startedAt, homeRegion, outcome, outcomeStage, outcomeRegion, outcomeAt, noContactMessage (0|1)] */
 export type RequestStatRow = [
-  key: number,
+  key: string,
   startedAt: number,
   region: string,
   outcome: RequestOutcome | null,
@@ -35,9 +35,9 @@ export type RequestStatRow = [
   outcomeAt: number | null,
   noContactMessage: number,
 ];
-/** [requestKey, n, stage, region, outcome, startedAt, answeredAt] */
+/** [requestId, n, stage, region, outcome, startedAt, answeredAt] */
 export type AttemptStatRow = [
-  key: number,
+  key: string,
   n: number,
   stage: ContactStage,
   region: string,
@@ -258,7 +258,7 @@ export function computeStats(rows: StatsRows, opts: StatsOptions): Stats {
   }
 
   // Requests by key: their accumulators, for their attempts.
-  const reqIndex = new Map<number, number>();
+  const reqIndex = new Map<string, number>();
   const reqAccs: Acc[][] = [];
   const reqHome: string[] = [];
   const reqStarted: number[] = [];
