@@ -18,3 +18,13 @@ export function trackChild(child: ChildProcess): void {
   live.add(child);
   child.once('exit', () => live.delete(child));
 }
+
+/**
+ * Environment for a Node child process: the test runner's NODE_OPTIONS (its process-info hook)
+ * would be loaded into every child and slow each start by a second or more.
+ */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env['NODE_OPTIONS'];
+  return env;
+}

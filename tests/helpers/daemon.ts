@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { trackChild } from './children.js';
+import { childEnv, trackChild } from './children.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
@@ -28,7 +28,7 @@ export interface Daemon {
 export function startDaemon(t: { teardown(fn: () => unknown): void }, configPath: string, env: Record<string, string> = {}): Daemon {
   const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'debug', ...env },
+    env: childEnv({ LOG_FORMAT: 'json', LOG_LEVEL: 'debug', ...env }),
   });
   trackChild(proc);
   const lines: LogLine[] = [];

@@ -10,11 +10,11 @@ import { startPtyPair, startEmulator } from '../helpers/lamp-emulator.js';
 import { loadProfile } from '../../src/lamps/profile.js';
 import { testConfigInput } from '../helpers/config.js';
 import { CLI } from '../helpers/daemon.js';
-import { trackChild } from '../helpers/children.js';
+import { childEnv, trackChild } from '../helpers/children.js';
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     trackChild(p);
     let stdout = '';
     let stderr = '';

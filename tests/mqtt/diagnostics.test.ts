@@ -15,7 +15,7 @@ import { MqttDiagnostics, type MqttDiagnosticsOptions } from '../../src/mqtt/dia
 import { Pseudonymiser, scrub } from '../../src/mqtt/pseudonym.js';
 import { COMMANDS, type BridgeCommands, type HealthSnapshot } from '../../src/mqtt/types.js';
 import { EventLoopMonitor, Counters } from '../../src/mqtt/health.js';
-import { trackChild } from '../helpers/children.js';
+import { childEnv, trackChild } from '../helpers/children.js';
 import { freePort } from '../helpers/ports.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { makeCert } from '../helpers/receiver.js';
@@ -495,7 +495,7 @@ t.test('mosquitto: last will — the bridge process killed -9 leaves state offli
     url: mq.url, username: 'bridge', password: USERS.bridge, protocolVersion: 5, baseTopic: BASE, commandPrefix: 'bridge/request',
     healthIntervalS: 30, pseudonymise: true, queueLimit: 100, clientId: 'amk-bridge-child',
   };
-  const child = spawn(process.execPath, [fixture], { env: { ...process.env, DIAG_OPTS: JSON.stringify(opts) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [fixture], { env: childEnv({ DIAG_OPTS: JSON.stringify(opts) }), stdio: ['ignore', 'pipe', 'pipe'] });
   trackChild(child);
   t.teardown(() => { child.kill('SIGKILL'); });
   let out = '';
