@@ -28,6 +28,8 @@ Commands:
                           request, attempts, messages (--json for JSON).
   outbox list|retry       List the messages that still need attention; set failed
                           messages for retry (works while the daemon runs).
+  stats                   Statistics by the national counting method from the journal
+                          (table, JSON, CSV; daily per-region export; chart).
   lamp-test               Cycle every configured lamp through its states (daemon stopped).
 
 Options:
@@ -99,6 +101,8 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       return (await import('./lamp-test.js')).lampTestCommand(rest, io);
     case 'outbox':
       return (await import('./outbox.js')).outboxCommand(rest, io);
+    case 'stats':
+      return (await import('./stats.js')).statsCommand(rest, io);
     case '-h':
     case '--help':
     case 'help':
