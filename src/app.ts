@@ -13,7 +13,12 @@ import { escalationFollowUp } from './core/escalation.js';
 import { Journal } from './journal/journal.js';
 import { MessageDelivery } from './notify/delivery.js';
 import { EndpointProber } from './notify/endpoint-prober.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { RecontactStore } from './recontact/store.js';
+import { loadRecontactKeys } from './recontact/keys.js';
+import { toE164 } from './domain/e164.js';
 import { startLamps, type Lamps } from './lamps/lamps.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/broker.js';
 import { MqttDiagnostics } from './mqtt/diagnostics.js';
@@ -177,7 +182,23 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       bus.emit('alarm', { kind: 'message-failed', text: `message ${row.key} refused by every endpoint: ${error}; run "amk-bridge outbox retry" when fixed`, requestId: row.requestId, at });
     },
   }, log);
-  conference = new ConferenceService({ bus, dialer: b2bua, tones: media, journal, delivery, log }, conferenceOptions(config));
+  let recontact: RecontactStore | null = null;
+  if (config.recontact.enabled) {
+    try {
+      recontact = openRecontact(config);
+    } catch (err) {
+      // Re-contact flagging is advice for the region; without it calls go on unflagged.
+      log.error({ err }, 're-contact flagging off: its store or key could not be opened');
+      bus.emit('alarm', { kind: 'recontact', text: `re-contact flagging off: ${(err as Error).message}`, at: Date.now() });
+    }
+  }
+  const pruneTimer = setInterval(() => recontact?.prune(Date.now()), 3600_000);
+  pruneTimer.unref();
+  const cc = config.recontact.defaultCountryCode;
+  conference = new ConferenceService({
+    bus, dialer: b2bua, tones: media, journal, delivery, log,
+    recontact: recontact ? (number, at) => recontact!.seen(toE164(number, cc), at) : undefined,
+  }, conferenceOptions(config));
   const conf = conference;
   b2bua.keepCitizenWhile = (callId) => conf.inProgress(callId);
 
@@ -340,10 +361,24 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       await broker?.close();
       await metrics?.close();
       loop.stop();
+      clearInterval(pruneTimer);
+      recontact?.close();
       journal.close();
     },
   };
   return bridge;
+}
+
+/** The re-contact store; a missing key file gets a fresh random key (readable by us only). */
+function openRecontact(c: Config): RecontactStore {
+  const r = c.recontact;
+  if (!existsSync(r.keyFile)) {
+    mkdirSync(dirname(r.keyFile), { recursive: true });
+    writeFileSync(r.keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  const store = RecontactStore.open(r.path, { windowMs: r.windowH * 3600_000, keys: loadRecontactKeys(r.keyFile, r.previousKeyFile) });
+  store.prune(Date.now());
+  return store;
 }
 
 function mediaSettings(c: Config): MediaSettings {

@@ -10,6 +10,7 @@ import { FeatureCodeCollector } from '../domain/feature-code.js';
 import type { ProcedurePolicy, RegionPlan } from '../domain/policy.js';
 import { callIdentity, type CallIdentity } from '../domain/call-identity.js';
 import type { MessageContext } from '../domain/message.js';
+import { recontactHeader } from '../recontact/header.js';
 import type { Credentials } from '../sip/digest.js';
 
 export type { ToneControl, Dialer } from './ports.js';
@@ -50,6 +51,7 @@ export interface ConferenceOptions {
 interface CallState {
   facts: CallFacts;
   identity: CallIdentity;
+  recontact: Recontact | null;
   home: string;
   auto: boolean;
   desk: string | null;
@@ -66,8 +68,16 @@ const RECENT_REQUESTS = 10_000;
 
 export type ConferenceResult = { ok: true; requestId: string; region: string } | { ok: false; error: string };
 
-/** The adapters the conference-in service drives (the same the runner uses). */
-export type ConferenceDeps = RunDeps;
+export interface Recontact {
+  count: number;
+  lastAt: number;
+}
+
+/** The adapters the conference-in service drives (the runner's, plus the re-contact check). */
+export interface ConferenceDeps extends RunDeps {
+  /** Once per call: earlier contacts of this caller within the window (null: none, or withheld). */
+  recontact?: (callerNumber: string | null, at: number) => Recontact | null;
+}
 
 export class ConferenceService {
   private readonly calls = new Map<string, CallState>();
@@ -125,8 +135,18 @@ export class ConferenceService {
   private onCallStarted(callId: string, facts: CallFacts): void {
     const { region, auto } = this.router.route(facts);
     const opts = this.opts;
+    const identity = callIdentity(facts, opts.node, () => randomBytes(16).toString('hex'));
+    let recontact: Recontact | null = null;
+    try {
+      recontact = this.deps.recontact?.(identity.callerNumber, Date.now()) ?? null;
+    } catch (err) {
+      // A failing re-contact store must never touch the call: it is just not flagged.
+      this.deps.log.error({ err, callId }, 're-contact check failed');
+    }
+    if (recontact) this.deps.log.info({ callId, recontact: { count: recontact.count } }, 're-contact');
+    this.deps.journal.callSeen?.({ callId, startedAt: Date.now(), trunk: facts.trunk, region, recontact: recontact !== null });
     this.calls.set(callId, {
-      facts, identity: callIdentity(facts, opts.node, () => randomBytes(16).toString('hex')),
+      facts, identity, recontact,
       home: region, auto, desk: null, callTakerPresent: false,
       collector: new FeatureCodeCollector(opts.featureCode, { abort: opts.abortCode, retry: opts.retryCode }),
       digitTimer: null, runs: [], ended: false, opts,
@@ -224,11 +244,11 @@ export class ConferenceService {
       requestId, incidentId: st.identity.incidentId, emergencyCallId: st.identity.emergencyCallId,
       node: policyOpts.node, desk: st.desk, region: { id: home.id, name: home.name },
       caller: { number: st.identity.callerNumber, uri: st.identity.callbackUri },
-      location: st.identity.location, recontact: null, test: policyOpts.test,
+      location: st.identity.location, recontact: st.recontact, test: policyOpts.test,
     };
     const run = new RequestRun(this.deps, {
       callId, trigger: opts.trigger ?? 'cti', policy: procedurePolicy(policyOpts, home), reach: reachOf(policyOpts),
-      context, headers: regionHeaders(st.facts, st.identity),
+      context, headers: st.recontact ? [...regionHeaders(st.facts, st.identity), recontactHeader(st.recontact)] : regionHeaders(st.facts, st.identity),
     });
     st.runs.push(run);
     this.remember(run);

@@ -27,6 +27,8 @@ export interface RequestJournal {
   attempts(requestId: string): AttemptRow[];
   context(requestId: string): unknown | null;
   get(key: string): OutboxRow | null;
+  /** A 112 call seen (the statistics' denominator). */
+  callSeen?(c: { callId: string; startedAt: number; trunk: string | null; region: string; recontact: boolean }): void;
 }
 
 /** Delivery of committed messages (the notify adapter implements it). */

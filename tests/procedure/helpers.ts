@@ -32,7 +32,7 @@ export interface FlowOptions {
   overflow?: RegionPeer & { policy: 'before-message' | 'after-message' };
   /** Keys merged into the home region's config. */
   region?: Partial<RegionInput>;
-  calltaker?: { scenario: string; keys?: Record<string, string | number> };
+  calltaker?: { scenario: string; keys?: Record<string, string | number>; calls?: number };
   trunkHoldMs?: number;
   /** Replace the receiver as the primary endpoint (e.g. a closed port). */
   primaryUrl?: (receiverUrl: string) => string;
@@ -63,7 +63,7 @@ export async function flow(t: Test, o: FlowOptions): Promise<Flow> {
   const home = uas(o.home);
   const buffer = o.homeBuffer ? uas(o.homeBuffer) : null;
   const overflow = o.overflow ? uas(o.overflow) : null;
-  const calltaker = startSipp(t, { scenario: o.calltaker?.scenario ?? 'calltaker-info-trigger.xml', keys: { pause_ms: 200, ...o.calltaker?.keys }, timeoutS: 30 });
+  const calltaker = startSipp(t, { scenario: o.calltaker?.scenario ?? 'calltaker-info-trigger.xml', calls: o.calltaker?.calls ?? 1, keys: { pause_ms: 200, ...o.calltaker?.keys }, timeoutS: 30 });
   await Promise.all([home.ready, buffer?.ready, overflow?.ready, calltaker.ready]);
   const primary = o.primaryUrl ? o.primaryUrl(receiver.url('/primary')) : receiver.url('/primary');
   const regions: RegionInput[] = [
