@@ -192,7 +192,12 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       bus.emit('alarm', { kind: 'recontact', text: `re-contact flagging off: ${(err as Error).message}`, at: Date.now() });
     }
   }
-  const pruneTimer = setInterval(() => recontact?.prune(Date.now()), 3600_000);
+  // Hourly: forget expired re-contact sightings, and fold the journal's WAL into the file so
+  // purged payloads do not linger in old WAL frames.
+  const pruneTimer = setInterval(() => {
+    recontact?.prune(Date.now());
+    journal.checkpoint();
+  }, 3600_000);
   pruneTimer.unref();
   const cc = config.recontact.defaultCountryCode;
   conference = new ConferenceService({
