@@ -5,6 +5,7 @@ import type { ConferenceService } from './core/conference.js';
 import type { Journal } from './journal/journal.js';
 import type { Lamps } from './lamps/lamps.js';
 import { MESSAGE_ORDER } from './journal/types.js';
+import { computeStats } from './domain/statistics.js';
 
 export interface CommandDeps {
   conference: ConferenceService;
@@ -49,7 +50,9 @@ export function bridgeCommands(d: CommandDeps): BridgeCommands {
     stats({ from, to }) {
       const end = to ? Date.parse(to) : Date.now();
       const start = from ? Date.parse(from) : end - DAY;
-      return { from: new Date(start).toISOString(), to: new Date(end).toISOString(), ...d.journal.summary(start, end) };
+      // The national counting method, as `amk-bridge stats` prints it, by day; plus raw counts.
+      const stats = computeStats(d.journal.statsRows(start, end), { from: start, to: end, by: 'day', now: Date.now() });
+      return { from: new Date(start).toISOString(), to: new Date(end).toISOString(), ...d.journal.summary(start, end), totals: stats.totals, buckets: stats.buckets };
     },
     outbox({ state, limit }) {
       const rows = state ? d.journal.list(state, limit ?? 100) : [...d.journal.list('pending', limit ?? 100), ...d.journal.list('failed', limit ?? 100)];
