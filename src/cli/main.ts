@@ -11,6 +11,7 @@ import { configJsonSchemaText } from '../config/json-schema.js';
 import { formatConfigErrors, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
+import { SystemdNotifier } from '../systemd/notify.js';
 import { VERSION } from '../version.js';
 import { checkConfigCommand, type CliIO } from './check-config.js';
 
@@ -68,7 +69,12 @@ interface BridgeHandle {
   reload?: (config: Config) => void | Promise<void>;
   /** A reload was refused (invalid file): raise the fault lamp and an alarm. */
   reloadRefused?: (reason: string) => void;
+  /** Calls in progress, for systemd's STATUS= line. */
+  b2bua?: { readonly activeCalls: number };
 }
+
+/** How often STATUS= (calls in progress) is refreshed for `systemctl status`. */
+const STATUS_INTERVAL_MS = 5_000;
 interface AppModule {
   startBridge(config: Config, opts: { logger: Logger; configPath?: string }): Promise<BridgeHandle>;
 }
@@ -199,6 +205,18 @@ async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
     return 1;
   }
 
+  // systemd (Type=notify): startBridge resolved, so SIP listens and the journal is open.
+  const notifier = SystemdNotifier.fromEnv(process.env, { logger });
+  const callsText = (): string => {
+    const n = handle.b2bua?.activeCalls;
+    return n === undefined ? '' : `; ${n} call${n === 1 ? '' : 's'}`;
+  };
+  notifier.ready();
+  notifier.status(`listening${callsText()}`);
+  notifier.startWatchdog();
+  const statusTimer = setInterval(() => notifier.status(`listening${callsText()}`), STATUS_INTERVAL_MS);
+  statusTimer.unref();
+
   return new Promise<number>((done) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -208,14 +226,19 @@ async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
         return;
       }
       stopping = true;
+      clearInterval(statusTimer);
+      notifier.stopping();
+      notifier.status(`stopping: draining${callsText()}`);
       logger.info({ signal }, 'stopping: draining calls');
       handle.stop().then(
         () => {
           logger.info('amk-bridge stopped');
+          notifier.close();
           done(0);
         },
         (err: unknown) => {
           logger.error({ err }, 'error while stopping');
+          notifier.close();
           done(1);
         },
       );
@@ -224,7 +247,14 @@ async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
     process.on('SIGTERM', onSignal);
     // SIGHUP (systemctl reload): re-read and validate; apply only a valid file. Handling the
     // signal at all matters: by default SIGHUP would kill the process and every anchored call.
-    const reloader = configReloader(resolve(configPath), handle, logger, config, level !== undefined);
+    const reloader = configReloader(resolve(configPath), handle, logger, config, level !== undefined, {
+      // systemd 252 (Debian 12) has no Type=notify-reload: say RELOADING=1 / READY=1 ourselves.
+      before: () => notifier.reloading(),
+      after: () => {
+        notifier.ready();
+        notifier.status(`listening${callsText()}`);
+      },
+    });
     process.on('SIGHUP', () => {
       if (!stopping) reloader();
     });
@@ -235,7 +265,14 @@ async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
  * Returns a function that re-reads the config file and hands a valid one to the bridge. Reloads
  * never overlap: a SIGHUP during a reload runs one more reload afterwards.
  */
-function configReloader(configPath: string, handle: BridgeHandle, logger: Logger, initial: Config, levelPinned: boolean): () => void {
+function configReloader(
+  configPath: string,
+  handle: BridgeHandle,
+  logger: Logger,
+  initial: Config,
+  levelPinned: boolean,
+  hooks: { before?: () => void; after?: () => void } = {},
+): () => void {
   let current = initial;
   let running = false;
   let again = false;
@@ -266,10 +303,12 @@ function configReloader(configPath: string, handle: BridgeHandle, logger: Logger
       return;
     }
     running = true;
+    hooks.before?.();
     once()
       .catch((err: unknown) => logger.error({ err }, 'reload failed; keeping the running configuration'))
       .finally(() => {
         running = false;
+        hooks.after?.();
         if (again) {
           again = false;
           run();
