@@ -54,9 +54,13 @@ export interface Bridge {
   health(): HealthSnapshot;
   /** Apply a new, already validated config to new calls. */
   reload(config: Config): void;
+  /**
+   * Stop. With `drain`, first refuse new calls (503 + Retry-After, OPTIONS 503 for the edge)
+   * and wait, with no time limit, until the calls in progress have ended.
+   */
   /** A reload was refused (invalid file): fault lamp and alarm; the running config stays. */
   reloadRefused(reason: string): void;
-  stop(): Promise<void>;
+  stop(opts?: { drain?: boolean }): Promise<void>;
 }
 
 export interface StartOptions {
@@ -347,7 +351,12 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
     reloadRefused(reason: string) {
       bus.emit('alarm', { kind: 'config-error', text: `reload refused, running configuration kept: ${reason.split('\n')[0]}`, at: Date.now() });
     },
-    async stop() {
+    async stop(o: { drain?: boolean } = {}) {
+      if (o.drain) {
+        b2bua.draining = true;
+        log.info({ calls: b2bua.activeCalls }, 'draining: new calls get 503; waiting for the calls in progress to end');
+        while (b2bua.activeCalls > 0) await new Promise((r) => setTimeout(r, 200));
+      }
       prober.stop();
       endpoints.stop();
       b2bua.hangupAll();

@@ -64,7 +64,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 /** The running bridge, as returned by `startBridge` in ../app.ts. */
 interface BridgeHandle {
-  stop(): Promise<void>;
+  stop(opts?: { drain?: boolean }): Promise<void>;
   /** Apply a new, already validated config to new calls. */
   reload?: (config: Config) => void | Promise<void>;
   /** A reload was refused (invalid file): raise the fault lamp and an alarm. */
@@ -230,7 +230,7 @@ async function runCommand(argv: readonly string[], io: CliIO): Promise<number> {
       notifier.stopping();
       notifier.status(`stopping: draining${callsText()}`);
       logger.info({ signal }, 'stopping: draining calls');
-      handle.stop().then(
+      handle.stop({ drain: true }).then(
         () => {
           logger.info('amk-bridge stopped');
           notifier.close();

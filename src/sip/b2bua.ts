@@ -175,6 +175,11 @@ export class B2bua implements TransactionUser {
       case 'INVITE':
         return this.newCall(req, tx);
       case 'OPTIONS':
+        // Draining: the edge's OPTIONS probe sees 503 and sends new 112 calls around us.
+        if (this.draining) {
+          this.ep.reply(tx, 503, { headers: [['Retry-After', String(this.opts.drainRetryAfterS)]] });
+          return;
+        }
         this.ep.reply(tx, 200, {
           headers: [['Allow', ALLOW], ['Accept', `${SDP}, multipart/mixed, application/dtmf-relay`], ['Supported', SUPPORTED.join(', ')]],
         });
