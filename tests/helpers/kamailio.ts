@@ -12,7 +12,9 @@ export const KAMAILIO = existsSync('/usr/sbin/kamailio') ? '/usr/sbin/kamailio' 
 export async function startKamailio(t: { teardown(fn: () => unknown): void }, template: string, vars: Record<string, string | number>): Promise<{ stop(): void; log: () => string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kamailio-'));
   const mpath = MPATHS.find((p) => existsSync(p)) ?? MPATHS[0]!;
-  let cfg = readFileSync(path.join(here, '..', 'kamailio', template), 'utf8').replaceAll('@MPATH@', mpath);
+  // A template of tests/kamailio, or any config file by absolute path (the shipped edge).
+  const src = path.isAbsolute(template) ? template : path.join(here, '..', 'kamailio', template);
+  let cfg = readFileSync(src, 'utf8').replaceAll('@MPATH@', mpath);
   for (const [k, v] of Object.entries(vars)) cfg = cfg.replaceAll(`@${k}@`, String(v));
   const file = path.join(dir, 'kamailio.cfg');
   writeFileSync(file, cfg);

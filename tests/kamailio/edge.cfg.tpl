@@ -1,6 +1,6 @@
 #!KAMAILIO
 # Minimal SIP edge for the tests: a stateful proxy that record-routes 112 INVITEs to the bridge.
-# (The production edge with dispatcher probing ships with the operations work.)
+# (The production edge with dispatcher probing is config/kamailio/amk-edge.cfg.)
 debug=1
 log_stderror=yes
 fork=yes
