@@ -32,6 +32,7 @@ Commands:
   stats                   Statistics by the national counting method from the journal
                           (table, JSON, CSV; daily per-region export; chart).
   lamp-test               Cycle every configured lamp through its states (daemon stopped).
+  demo [--calls N]        The whole flow on loopback with simulated peers (needs sipp).
 
 Options:
   -h, --help              Show help; "amk-bridge COMMAND --help" for a command.
@@ -103,6 +104,8 @@ export async function runCli(argv: readonly string[], io: CliIO = defaultIO): Pr
       return runCommand(rest, io);
     case 'incident':
       return (await import('./incident.js')).incidentCommand(rest, io);
+    case 'demo':
+      return (await import('./demo.js')).demoCommand(rest, io);
     case 'lamp-test':
       return (await import('./lamp-test.js')).lampTestCommand(rest, io);
     case 'outbox':
