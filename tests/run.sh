@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the real peers the tests talk to.
-declare -A PKG=([sipp]=sip-tester [baresip]=baresip-core [socat]=socat [sox]=sox [mosquitto]=mosquitto [kamailio]=kamailio)
+declare -A PKG=([sipp]=sip-tester [baresip]=baresip-core [socat]=socat [sox]=sox [mosquitto]=mosquitto [kamailio]=kamailio [systemd-analyze]=systemd [python3]=python3)
 need=()
 for bin in "${!PKG[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("${PKG[$bin]}")
