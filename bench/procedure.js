@@ -66,6 +66,7 @@ import { Worker } from 'node:worker_threads';
 import { ROOT } from './lib/bridge.js';
 import { summariseProfile } from './lib/cpuprofile.js';
 import { cpuSeconds, freeUdpPorts, installExitHooks, sleep, stopChild, systemCpu, udpSocketDrops, waitFor } from './lib/procs.js';
+import { machineInfo, sourceInfo } from './lib/about.js';
 import { readStatRows, SIPP_BIN, sippListening, startSipp, summariseUac, summariseUas, TEST_SCENARIOS } from './lib/sipp.js';
 
 const RESULTS = join(ROOT, 'bench', 'procedure-results.json');
@@ -99,7 +100,7 @@ const ms = (a, b) => Number(a - b) / 1e6;
 
 const results = {
   startedAt: new Date().toISOString(),
-  machine: machineInfo(),
+  machine: machineInfo({ loadAvgAtStart: loadavg()[0] }),
   source: sourceInfo(),
   target: { lastFailureToMessageMs: TARGET_MS, judgedOn: 'p99' },
   journal: null,
@@ -109,19 +110,7 @@ const results = {
   errors: [],
 };
 
-function sourceInfo() {
-  const git = (args) => {
-    try { return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' }, stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; }
-  };
-  const status = git(['status', '--porcelain', '--', 'src']);
-  return { commit: git(['rev-parse', '--short', 'HEAD']), srcUncommittedChanges: status === null ? null : status.length > 0 };
-}
 
-function machineInfo() {
-  let sipp = null;
-  try { execFileSync(SIPP_BIN, ['-v'], { encoding: 'utf8' }); } catch (e) { sipp = /SIPp (v[\w.-]*\w)/.exec(`${e.stdout ?? ''}`)?.[1] ?? null; }
-  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, node: process.version, sipp, loadAvgAtStart: loadavg()[0] };
-}
 
 const log = (s = '') => process.stdout.write(`${s}\n`);
 const progress = (s) => process.stdout.write(`# ${s}\n`);

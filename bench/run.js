@@ -43,6 +43,7 @@ import { benchConfigInput, CLI, liveDirs, ROOT, startDaemon, startDaemonTimed, s
 import { summariseProfile } from './lib/cpuprofile.js';
 import { pairAcrossBridge, readPcap, stats } from './lib/pcap.js';
 import { counterDelta, cpuSeconds, freeUdpPorts, systemCpu, udpCounters, udpSocketDrops, installExitHooks, procStatusMb, sleep, spawnTracked, stopChild, which } from './lib/procs.js';
+import { machineInfo, sourceInfo } from './lib/about.js';
 import { readStatRows, SIPP_BIN, sippListening, startSipp, summariseUac, summariseUas, TEST_SCENARIOS } from './lib/sipp.js';
 
 const BENCH_DIR = join(ROOT, 'bench');
@@ -64,7 +65,7 @@ const MISSED = 'TARGET MISSED';
 
 const results = {
   startedAt: new Date().toISOString(),
-  machine: machineInfo(),
+  machine: machineInfo({ note: '' }),
   source: sourceInfo(),
   targets: TARGETS,
   startup: null,
@@ -74,20 +75,7 @@ const results = {
   errors: [],
 };
 
-/** The commit measured (read-only git; GIT_OPTIONAL_LOCKS=0 so nothing in .git is written). */
-function sourceInfo() {
-  const git = (args) => {
-    try { return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' }, stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return null; }
-  };
-  const status = git(['status', '--porcelain', '--', 'src']);
-  return { commit: git(['rev-parse', '--short', 'HEAD']), srcUncommittedChanges: status === null ? null : status.length > 0 };
-}
 
-function machineInfo() {
-  let sipp = null;
-  try { execFileSync(SIPP_BIN, ['-v'], { encoding: 'utf8' }); } catch (e) { sipp = /SIPp (v[\w.-]*\w)/.exec(`${e.stdout ?? ''}`)?.[1] ?? null; }
-  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, node: process.version, sipp, note: '' };
-}
 
 const log = (s = '') => process.stdout.write(`${s}\n`);
 const progress = (s) => { if (!interrupted) process.stdout.write(`# ${s}\n`); };
