@@ -36,7 +36,7 @@
 // (extra node options for the daemon in the load runs, e.g. --trace-gc; its log is in the kept dir).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchConfigInput, CLI, liveDirs, ROOT, startDaemon, startDaemonTimed, stopDaemon, tempDir, writeConfig } from './lib/bridge.js';

@@ -1,19 +1,12 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { openDatabase, SCHEMA_VERSION } from '../../src/journal/db.js';
 import { Journal } from '../../src/journal/journal.js';
 import type { MessageType, OutboxCommit, RequestStart } from '../../src/journal/types.js';
+import { messageCommit, requestStart, T0, tempDir } from '../journal/fixtures/process.js';
 
-const T0 = Date.UTC(2025, 0, 15, 10, 0, 0);
-
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'amk-journal-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A fresh journal in its own directory, closed at teardown. */
 function journal(t: Test): { j: Journal; file: string } {
@@ -23,36 +16,16 @@ function journal(t: Test): { j: Journal; file: string } {
   return { j, file };
 }
 
+/** The shared fixture, with the richer policy and context these tests look at. */
 function request(id: string, over: Partial<RequestStart> = {}): RequestStart {
-  return {
-    requestId: id,
-    callId: `call-${id}@10.0.0.1`,
-    incidentId: `urn:emergency:uid:incidentid:${id}:psap.example`,
-    emergencyCallId: `urn:emergency:uid:callid:${id}:psap.example`,
-    node: 'psap-1',
-    desk: 'desk-7',
-    region: 'hovedstaden',
-    trigger: 'dtmf',
-    startedAt: T0,
-    test: false,
-    policy: { attempts: 2, ringTimerS: 11 },
-    context: { caller: '+4512345678', location: { lat: 55.67, lon: 12.56 } },
-    ...over,
-  };
+  return requestStart(id, { policy: { attempts: 2, ringTimerS: 11 }, context: { caller: '+4512345678', location: { lat: 55.67, lon: 12.56 } }, ...over });
 }
 
+/** The shared fixture; these tests also look for the caller in the payload. */
 function message(requestId: string, type: MessageType, over: Partial<OutboxCommit> = {}): OutboxCommit {
-  return {
-    requestId,
-    type,
-    region: 'hovedstaden',
-    endpoints: ['https://a.example/msg', 'https://b.example/msg'],
-    payload: JSON.stringify({ type, text: 'Ingen kontakt til AMK', caller: '+4512345678' }),
-    createdAt: T0 + 1000,
-    escalateAt: T0 + 61_000,
-    test: false,
-    ...over,
-  };
+  return messageCommit(requestId, type, {
+    payload: JSON.stringify({ type, text: 'Ingen kontakt til AMK', caller: '+4512345678' }), createdAt: T0 + 1000, escalateAt: T0 + 61_000, ...over,
+  });
 }
 
 t.test('open creates the file and its directories, with WAL and the current schema', async (t) => {
