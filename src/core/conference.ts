@@ -136,20 +136,29 @@ export class ConferenceService {
     const { region, auto } = this.router.route(facts);
     const opts = this.opts;
     const identity = callIdentity(facts, opts.node, () => randomBytes(16).toString('hex'));
-    let recontact: Recontact | null = null;
-    try {
-      recontact = this.deps.recontact?.(identity.callerNumber, Date.now()) ?? null;
-    } catch (err) {
-      // A failing re-contact store must never touch the call: it is just not flagged.
-      this.deps.log.error({ err, callId }, 're-contact check failed');
-    }
-    if (recontact) this.deps.log.info({ callId, recontact: { count: recontact.count } }, 're-contact');
-    this.deps.journal.callSeen?.({ callId, startedAt: Date.now(), trunk: facts.trunk, region, recontact: recontact !== null });
-    this.calls.set(callId, {
-      facts, identity, recontact,
+    const startedAt = Date.now();
+    const st: CallState = {
+      facts, identity, recontact: null,
       home: region, auto, desk: null, callTakerPresent: false,
       collector: new FeatureCodeCollector(opts.featureCode, { abort: opts.abortCode, retry: opts.retryCode }),
       digitTimer: null, runs: [], ended: false, opts,
+    };
+    this.calls.set(callId, st);
+    // The journal and re-contact writes wait for the next turn, so the INVITE to the call
+    // takers is not held up by them; nothing can ask for a conference-in before then.
+    setImmediate(() => {
+      try {
+        st.recontact = this.deps.recontact?.(identity.callerNumber, startedAt) ?? null;
+      } catch (err) {
+        // A failing re-contact store must never touch the call: it is just not flagged.
+        this.deps.log.error({ err, callId }, 're-contact check failed');
+      }
+      if (st.recontact) this.deps.log.info({ callId, recontact: { count: st.recontact.count } }, 're-contact');
+      try {
+        this.deps.journal.callSeen?.({ callId, startedAt, trunk: facts.trunk, region, recontact: st.recontact !== null });
+      } catch (err) {
+        this.deps.log.error({ err, callId }, 'could not record the call in the journal');
+      }
     });
   }
 
