@@ -2,8 +2,8 @@
 // Statistics benchmark: `npm run build && node bench/stats.js`.
 //
 // Fills a temporary journal with 1 million rows (250k calls, 250k requests, 500k attempts over
-// 30 days, five regions; one transaction, prepared statements) and times `Journal.statsRows` +
-// `computeStats` over the 30 days, by day and by hour. Target: < 1000 ms each.
+// 30 days, five regions; one transaction, prepared statements) and times `Journal.stats`
+// over the 30 days, by day and by hour. Target: < 1000 ms each.
 // Env: STATS_BENCH_CALLS=250000. Results also go to bench/stats-results.json.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,6 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const { Journal } = await import(join(ROOT, 'dist/journal/journal.js'));
 const { openDatabase } = await import(join(ROOT, 'dist/journal/db.js'));
-const { computeStats } = await import(join(ROOT, 'dist/domain/statistics.js'));
 
 const N = Number(process.env.STATS_BENCH_CALLS ?? 250_000);
 const TARGET_MS = 1000;
@@ -83,8 +82,7 @@ try {
     let stats;
     for (let k = 0; k < 3; k++) {
       const t = performance.now();
-      const rows = journal.statsRows(FROM, TO);
-      stats = computeStats(rows, { from: FROM, to: TO, by, now: TO + DAY });
+      stats = journal.stats({ from: FROM, to: TO, by, now: TO + DAY });
       times.push(performance.now() - t);
     }
     const best = Math.min(...times);

@@ -5,7 +5,6 @@ import type { ConferenceService } from './core/conference.js';
 import type { Journal } from './journal/journal.js';
 import type { Lamps } from './lamps/lamps.js';
 import { MESSAGE_ORDER } from './journal/types.js';
-import { computeStats } from './domain/statistics.js';
 
 export interface CommandDeps {
   conference: ConferenceService;
@@ -51,7 +50,7 @@ export function bridgeCommands(d: CommandDeps): BridgeCommands {
       const end = to ? Date.parse(to) : Date.now();
       const start = from ? Date.parse(from) : end - DAY;
       // The national counting method, as `amk-bridge stats` prints it, by day; plus raw counts.
-      const stats = computeStats(d.journal.statsRows(start, end), { from: start, to: end, by: 'day', now: Date.now() });
+      const stats = d.journal.stats({ from: start, to: end, by: 'day', now: Date.now() });
       return { from: new Date(start).toISOString(), to: new Date(end).toISOString(), ...d.journal.summary(start, end), totals: stats.totals, buckets: stats.buckets };
     },
     outbox({ state, limit }) {

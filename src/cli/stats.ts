@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { computeStats, type Bucketing, type RegionStats, type Stats } from '../domain/statistics.js';
+import { type Bucketing, type RegionStats, type Stats } from '../domain/statistics.js';
 import type { CliIO } from './check-config.js';
 import { JOURNAL_OPTIONS, JOURNAL_OPTIONS_HELP, openJournal, table } from './journal-cli.js';
 
@@ -88,10 +88,9 @@ export async function statsCommand(argv: readonly string[], io: CliIO, now: numb
   let stats: Stats;
   let daily: Stats;
   try {
-    const rows = journal.statsRows(from, to, region);
     const opts = { from, to, now, ...(region === undefined ? {} : { region }) };
-    stats = computeStats(rows, { ...opts, by: by as Bucketing });
-    daily = by === 'day' ? stats : computeStats(rows, { ...opts, by: 'day' });
+    stats = journal.stats({ ...opts, by: by as Bucketing });
+    daily = by === 'day' ? stats : journal.stats({ ...opts, by: 'day' });
   } catch (err) {
     io.stderr.write(`amk-bridge stats: ${(err as Error).message}\n`);
     return 1;

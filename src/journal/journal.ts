@@ -4,7 +4,8 @@
 
 import { openDatabase, type OpenOptions, type SqliteDb } from './db.js';
 import { fromJson, requestParams, toAttemptRow, toOutboxRow, toRequestRow, type AttemptRecord, type OutboxRecord, type RequestRecord } from './rows.js';
-import type { AttemptStatRow, CallStatRow, RequestStatRow, StatsRows } from '../domain/statistics.js';
+import type { Stats, StatsOptions } from '../domain/statistics.js';
+import { queryStats } from './stats-query.js';
 import {
   MESSAGE_ORDER,
   type AttemptEnd,
@@ -23,9 +24,6 @@ import {
 export interface MessageRow extends OutboxRow {
   escalatedAt: number | null;
 }
-
-/** How long after its request's start an attempt or message is still looked for (statistics). */
-export const STATS_SLACK_MS = 6 * 3_600_000;
 
 export type ListFilter = 'pending' | 'failed' | 'delivered' | 'all';
 
@@ -57,6 +55,8 @@ function prepareStatements(db: SqliteDb) {
       (request_id, call_id, incident_id, emergency_call_id, node, desk, region, trigger, started_at, test, policy, context)
       VALUES (@request_id, @call_id, @incident_id, @emergency_call_id, @node, @desk, @region, @trigger, @started_at, @test, @policy, @context)
       ON CONFLICT (request_id) DO NOTHING`),
+    insertCall: p<[string, number, string | null, string, number]>(`INSERT INTO calls (call_id, started_at, trunk, region, recontact)
+      VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING`),
     insertAttempt: p<Record<string, unknown>>(`INSERT INTO attempts (attempt_id, request_id, n, stage, region, target, started_at)
       VALUES (@attempt_id, @request_id, @n, @stage, @region, @target, @started_at)
       ON CONFLICT (attempt_id) DO NOTHING`),
@@ -173,51 +173,20 @@ export class Journal implements Outbox {
 
   /** Records a 112 call the bridge saw (the statistics' first denominator). A repeated call id keeps the first. */
   callSeen(c: { callId: string; startedAt: number; trunk: string | null; region: string; recontact: boolean }): void {
-    this.db
-      .prepare(`INSERT INTO calls (call_id, started_at, trunk, region, recontact) VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING`)
-      .run(c.callId, c.startedAt, c.trunk, c.region, c.recontact ? 1 : 0);
+    // A call row is a count, not a message: it does not wait for its own fsync on the INVITE's
+    // path. Written with synchronous=NORMAL it survives a crash of the process at once (WAL in
+    // the page cache) and a power loss from the next durable commit or checkpoint on.
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.s.insertCall.run(c.callId, c.startedAt, c.trunk, c.region, c.recontact ? 1 : 0);
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
-  /**
-   * What `computeStats` (../domain/statistics.ts) needs for [from, to): calls seen by their
-   * start, requests by their start (test requests left out) and those requests' attempts, as
-   * lean positional rows. With `region`, only that home region.
-   */
-  statsRows(from: number, to: number, region?: string): StatsRows {
-    // A period covering most of a table reads it straight through (sequential pages) rather
-    // than by the time index (a random page per row); a short period uses the index.
-    const wide = (table: string): boolean => {
-      const r = this.db.prepare(`SELECT MIN(started_at) AS lo, MAX(started_at) AS hi FROM ${table}`).get() as { lo: number | null; hi: number | null };
-      if (r.lo === null || r.hi === null) return false;
-      const covered = Math.min(to, r.hi + 1) - Math.max(from, r.lo);
-      return covered > 0.25 * (r.hi + 1 - r.lo);
-    };
-    const scan = (table: string): string => (wide(table) ? 'NOT INDEXED' : '');
-    const byRegion = region === undefined ? '' : ' AND r.region = @region';
-    const params = region === undefined ? { from, to } : { from, to, region };
-    const calls = this.db
-      .prepare(`SELECT r.started_at, r.region, r.recontact FROM calls r ${scan('calls')} WHERE r.started_at >= @from AND r.started_at < @to${byRegion}`)
-      .raw()
-      .all(params) as CallStatRow[];
-    const requests = this.db
-      .prepare(`SELECT r.request_id, r.started_at, r.region, r.outcome, r.outcome_stage, r.outcome_region, r.outcome_at, 0
-        FROM requests r ${scan('requests')} WHERE r.started_at >= @from AND r.started_at < @to AND r.test = 0${byRegion}`)
-      .raw()
-      .all(params) as RequestStatRow[];
-    // Messages and attempts come after their request's start; a request lasts far less than
-    // STATS_SLACK_MS, so this range holds every one of the period's requests. Rows of requests
-    // outside the period (or region) are dropped by computeStats.
-    const slack = { from, to: to + STATS_SLACK_MS };
-    const noContact = new Set(
-      (this.db.prepare(`SELECT request_id FROM outbox WHERE type = 'no-contact' AND created_at >= @from AND created_at < @to`).raw().all(slack) as [string][]).map((r) => r[0]),
-    );
-    if (noContact.size > 0) for (const r of requests) if (noContact.has(r[0])) r[7] = 1;
-    const attempts = this.db
-      .prepare(`SELECT a.request_id, a.n, a.stage, a.region, a.outcome, a.started_at, a.answered_at
-        FROM attempts a ${scan('attempts')} WHERE a.started_at >= @from AND a.started_at < @to`)
-      .raw()
-      .all(slack) as AttemptStatRow[];
-    return { calls, requests, attempts };
+  /** Statistics by the national counting method over the journal (see ./stats-query.ts). */
+  stats(opts: StatsOptions): Stats {
+    return queryStats(this.db, opts);
   }
 
   /**
