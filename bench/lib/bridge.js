@@ -148,5 +148,8 @@ export async function startDaemon(configPath, dir, { nodeArgs = [], timeoutMs = 
 
 /** SIGTERM (the daemon drains and exits), SIGKILL after a grace period. */
 export function stopDaemon(d, graceMs = 5000) {
-  return stopChild(d?.child, 'SIGTERM', graceMs);
+  // The first SIGTERM drains (waits for calls in progress); the peers are gone by now, so a
+  // second one a moment later stops at once, still cleanly (profiles and logs are written).
+  const again = setTimeout(() => { try { d?.child?.kill('SIGTERM'); } catch { /* gone */ } }, 300);
+  return stopChild(d?.child, 'SIGTERM', graceMs).finally(() => clearTimeout(again));
 }
