@@ -32,7 +32,7 @@
 // BENCH_PROFILE=0 (skip the profile), BENCH_LOG_LEVEL=info (the daemon's log level under load),
 // BENCH_KEEP=1 (keep the temporary directories with logs, SIPp stats and the pcap),
 // BENCH_TRACE_ERR=1 (the trunk SIPp writes -trace_err; with BENCH_KEEP=1 to read it),
-// BENCH_ONLY=startup,latency,throughput,profile (run only these parts), BENCH_DAEMON_ARGS="…"
+// BENCH_PROFILE_RATE=400 (calls/s of the profiled run), BENCH_ONLY=startup,latency,throughput,profile (run only these parts), BENCH_DAEMON_ARGS="…"
 // (extra node options for the daemon in the load runs, e.g. --trace-gc; its log is in the kept dir).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -373,7 +373,7 @@ async function benchLatency() {
 // 4. CPU profile of the daemon at 400 calls/s
 
 async function benchProfile() {
-  const rate = 400;
+  const rate = Number(process.env.BENCH_PROFILE_RATE ?? 400) || 400;
   let summary = null;
   const run = await runLoad({
     rate, calls: rate * 5, scenario: join(BENCH_DIR, 'trunk-call-signalling.xml'), label: `profile ${rate}/s (--cpu-prof)`,

@@ -306,6 +306,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
         backlog: () => health().outbox,
         targets: () => prober.states().map((x) => ({ id: x.id, kind: x.kind, up: x.up })),
         eventLoopLagMs: () => loop.snapshot().p99,
+        stats: (from, to) => journal.stats({ from, to, by: 'day', now: to }),
       });
     } catch (err) {
       log.error({ err }, 'metrics listener not started');

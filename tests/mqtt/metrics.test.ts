@@ -1,8 +1,11 @@
 // Prometheus /metrics: a real HTTP listener on a free port, fed by bus events and gauge functions.
 import http from 'node:http';
+import { join } from 'node:path';
 import t from 'tap';
 import { EventBus, type CallFacts } from '../../src/core/events.js';
-import { startMetrics } from '../../src/metrics/metrics.js';
+import { Journal } from '../../src/journal/journal.js';
+import { STATS_WINDOW_MS, startMetrics } from '../../src/metrics/metrics.js';
+import { messageCommit, requestStart, tempDir } from '../journal/fixtures/process.js';
 import { freePort } from '../helpers/ports.js';
 
 function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
@@ -131,4 +134,59 @@ t.test('two instances in one process keep their own registries; a taken port is 
   t.equal(sample((await get(ma.port, '/metrics')).body, 'amk_calls_total'), 1);
   t.equal(sample((await get(mb.port, '/metrics')).body, 'amk_calls_total'), 0);
   await t.rejects(startMetrics({ host: '127.0.0.1', port: ma.port }, a, g), /metrics cannot listen on 127\.0\.0\.1:\d+: the port is in use \(EADDRINUSE\)/);
+});
+
+t.test('statistics gauges: the last 24 h from a real journal, per home region and in total', async (t) => {
+  const file = join(tempDir(t), 'journal.sqlite');
+  const j = Journal.open(file);
+  t.teardown(() => j.close());
+  const now = Date.now();
+  const H = 3_600_000;
+  // Two calls in hovedstaden: A answered on attempt 1 after 4 s; B no contact (one message).
+  // One call in sjaelland without a request. One call 30 h ago: outside the window.
+  j.callSeen({ callId: 'c1', startedAt: now - 3 * H, trunk: 't', region: 'hovedstaden', recontact: false });
+  j.callSeen({ callId: 'c2', startedAt: now - 2 * H, trunk: 't', region: 'hovedstaden', recontact: true });
+  j.callSeen({ callId: 'c3', startedAt: now - 1 * H, trunk: 't', region: 'sjaelland', recontact: false });
+  j.callSeen({ callId: 'c0', startedAt: now - 30 * H, trunk: 't', region: 'sjaelland', recontact: false });
+  const A = 'aaaaaaaa-0000-4000-8000-00000000000a';
+  const tA = now - 3 * H + 5000;
+  j.requestStarted(requestStart(A, { callId: 'c1', region: 'hovedstaden', startedAt: tA }));
+  j.attemptStarted({ attemptId: 'A1', requestId: A, n: 1, stage: 'home', region: 'hovedstaden', target: 'sip:amk@h', startedAt: tA + 100 });
+  j.attemptEnded('A1', { outcome: 'answered', status: 200, reason: 'OK', endedAt: tA + 4100, answeredAt: tA + 4100, crossedCancel: false });
+  j.requestOutcome(A, 'contact', tA + 4100, 'home', 'hovedstaden');
+  const B = 'bbbbbbbb-0000-4000-8000-00000000000b';
+  const tB = now - 2 * H + 5000;
+  j.requestStarted(requestStart(B, { callId: 'c2', region: 'hovedstaden', startedAt: tB }));
+  j.attemptStarted({ attemptId: 'B1', requestId: B, n: 1, stage: 'home', region: 'hovedstaden', target: 'sip:amk@h', startedAt: tB + 100 });
+  j.attemptEnded('B1', { outcome: 'busy', status: 486, reason: 'Busy Here', endedAt: tB + 500, answeredAt: null, crossedCancel: false });
+  j.commitMessage(messageCommit(B, 'no-contact', { createdAt: tB + 15_000, region: 'hovedstaden' }), { outcome: 'no-contact', at: tB + 15_000 });
+
+  let computed = 0;
+  const m = await startMetrics({ host: '127.0.0.1', port: 0 }, new EventBus(), {
+    activeCalls: () => 0, backlog: () => ({ pending: 0, failed: 0, oldestAgeS: null }), targets: () => [], eventLoopLagMs: () => 0,
+    stats: (from, to) => {
+      computed++;
+      t.equal(to - from, STATS_WINDOW_MS, 'the window is 24 h');
+      return j.stats({ from, to, by: 'day', now: to });
+    },
+  });
+  t.teardown(() => m.close());
+  const body = (await get(m.port, '/metrics')).body;
+  t.equal(sample(body, 'amk_stats_calls_seen{region="hovedstaden"}'), 2);
+  t.equal(sample(body, 'amk_stats_calls_seen{region="sjaelland"}'), 1, 'the call 30 h ago is outside the window');
+  t.equal(sample(body, 'amk_stats_calls_seen{region="total"}'), 3);
+  t.equal(sample(body, 'amk_stats_requests{region="hovedstaden"}'), 2);
+  t.equal(sample(body, 'amk_stats_no_contact_messages{region="hovedstaden"}'), 1);
+  t.equal(sample(body, 'amk_stats_no_contact_share_of_requests{region="hovedstaden"}'), 0.5);
+  t.equal(sample(body, 'amk_stats_no_contact_share_of_calls{region="total"}'), 1 / 3);
+  t.equal(sample(body, 'amk_stats_no_contact_share_of_requests{region="sjaelland"}'), null, 'no requests: no share, not 0');
+  t.equal(sample(body, 'amk_stats_answered{region="hovedstaden",on="attempt1"}'), 1);
+  t.equal(sample(body, 'amk_stats_answer_time_seconds{region="hovedstaden",quantile="0.5"}'), 4);
+  t.equal(sample(body, 'amk_stats_time_to_contact_seconds{region="total",quantile="0.9"}'), 4.1);
+  t.equal(sample(body, 'amk_stats_lost_requests{region="total"}'), 0);
+  t.equal(sample(body, 'amk_stats_recontacts{region="hovedstaden"}'), 1);
+  t.match(body, /^# HELP amk_stats_no_contact_share_of_requests .*Last 24 h/m);
+  // A second scrape within the minute reuses the computation.
+  await get(m.port, '/metrics');
+  t.equal(computed, 1, 'computed once for two scrapes');
 });
