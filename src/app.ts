@@ -11,6 +11,7 @@ import { ConferenceService, type ConferenceOptions } from './core/conference.js'
 import { recoverUnfinished } from './core/recovery.js';
 import { escalationFollowUp } from './core/escalation.js';
 import { Journal } from './journal/journal.js';
+import { scheduleJournalPrune } from './journal/prune.js';
 import { MessageDelivery } from './notify/delivery.js';
 import { EndpointProber } from './notify/endpoint-prober.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -203,6 +204,9 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
     journal.checkpoint();
   }, 3600_000);
   pruneTimer.unref();
+  // Retention: journal rows older than journal.retentionDays go, shortly after the start and then
+  // every journal.pruneIntervalMin (a failure is logged and tried again at the next interval).
+  const journalPrune = scheduleJournalPrune(journal, config.journal, log);
   const cc = config.recontact.defaultCountryCode;
   conference = new ConferenceService({
     bus, dialer: b2bua, tones: media, journal, delivery, log,
@@ -377,6 +381,7 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
       await metrics?.close();
       loop.stop();
       clearInterval(pruneTimer);
+      journalPrune.stop();
       recontact?.close();
       journal.close();
     },

@@ -386,6 +386,15 @@ const dtmfCode = (def: string) =>
 const journalSchema = z
   .strictObject({
     path: z.string().min(1).default('/var/lib/amk-bridge/journal.sqlite').describe('SQLite file of the journal and the message outbox (relative paths: from the working directory).'),
+    retentionDays: int(1, 3650)
+      .default(400)
+      .describe('Days calls, requests, attempts and delivered messages are kept; older ones are deleted (a request without an outcome or with an undelivered message never). Statistics reach back this far. Default: a year and a month, for the yearly report.'),
+    pruneIntervalMin: z
+      .number()
+      .min(0.01)
+      .max(1440)
+      .default(60)
+      .describe('Minutes between two prunes of rows older than retentionDays (the first runs shortly after the start).'),
   })
   .describe('The durable journal: requests, attempts, outcomes and the message outbox.');
 

@@ -4,6 +4,7 @@
 
 import { openDatabase, type OpenOptions, type SqliteDb } from './db.js';
 import { fromJson, requestParams, toAttemptRow, toOutboxRow, toRequestRow, type AttemptRecord, type OutboxRecord, type RequestRecord } from './rows.js';
+import { pruneJournalAsync, type PruneCounts } from './prune.js';
 import type { Stats, StatsOptions } from '../domain/statistics.js';
 import { queryStats } from './stats-query.js';
 import {
@@ -196,6 +197,18 @@ export class Journal implements Outbox {
    */
   checkpoint(): void {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /**
+   * Deletes what is older than `before` (epoch ms) and no longer needed: calls; requests with an
+   * outcome whose messages are all delivered, with their attempts and messages (./prune.ts). Small
+   * transactions, the event loop gets a turn between them; then the WAL is checkpointed so the
+   * deleted rows leave it too. Returns the counts.
+   */
+  async prune(before: number, opts: { batch?: number } = {}): Promise<PruneCounts> {
+    const counts = await pruneJournalAsync(this.db, before, opts);
+    if (this.db.open) this.checkpoint();
+    return counts;
   }
 
   // -------------------------------------------------------------------------------------------

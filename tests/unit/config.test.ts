@@ -63,6 +63,8 @@ t.test('the example shows the defaults: a nearly empty file gives the same confi
   t.same({ ...exRe, path: '', keyFile: '' }, { ...minRe, path: '', keyFile: '' });
   t.same([exRe.path, exRe.keyFile], ['state/recontact.sqlite', 'state/recontact.key']);
   t.same([exJournal.path, minJournal.path], ['state/journal.sqlite', '/var/lib/amk-bridge/journal.sqlite']);
+  t.same({ ...exJournal, path: '' }, { ...minJournal, path: '' });
+  t.same([exJournal.retentionDays, exJournal.pruneIntervalMin], [400, 60]);
   t.equal(minRouting.defaultRegion, exRouting.defaultRegion);
   t.same(minRouting.rules, [], 'no rules by default');
 });
@@ -108,6 +110,8 @@ t.test('each cross-field error is reported with its exact path', async (t) => {
     ['same socket twice', (c) => (c.sip.listen = [{ transport: 'udp' }, { transport: 'udp', address: '127.0.0.1', port: 5060 }]), 'sip.listen[1]', /same transport/],
     ['ring timer out of range', (c) => (c.regions[0].ringTimerS = 0), 'regions[0].ringTimerS', />= 0\.1 \(got 0\)/],
     ['attempts out of range', (c) => (c.regions[0].attempts = 11), 'regions[0].attempts', /<= 10/],
+    ['journal retention below a day', (c) => (c.journal.retentionDays = 0), 'journal.retentionDays', />= 1 \(got 0\)/],
+    ['journal retention not whole days', (c) => (c.journal.retentionDays = 1.5), 'journal.retentionDays', /integer/],
     ['attempts not an integer', (c) => (c.regions[0].attempts = 1.5), 'regions[0].attempts', /integer/],
     ['region code not two digits', (c) => (c.regions[0].code = '1'), 'regions[0].code', /two digits/],
     ['listen address not an IP', (c) => (c.sip.listen = [{ transport: 'udp', address: 'localhost' }]), 'sip.listen[0].address', /IPv4 or IPv6/],
