@@ -136,7 +136,8 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
 
   let journal: Journal;
   try {
-    journal = Journal.open(config.journal.path);
+    // The context key file is created when missing; a bad one stops the start, naming the file.
+    journal = Journal.open(config.journal.path, { contextKeyFile: config.journal.contextKeyFile, warn: (obj, msg) => log.warn(obj, msg) });
   } catch (err) {
     await media.stop();
     await transport.close();

@@ -28,9 +28,12 @@ export const JOURNAL_OPTIONS_HELP = `  -c, --config FILE   Take the journal loca
 export async function openJournal(opts: { config?: string | undefined; journal?: string | undefined }, io: CliIO, command: string): Promise<Journal | null> {
   let file: string;
   let from: string;
+  // Request contexts are sealed; without a readable key (not the daemon's user) they show as none.
+  let contextKeyFile: string;
   if (opts.journal !== undefined) {
     file = resolve(opts.journal);
     from = '--journal';
+    contextKeyFile = `${file}.key`;
   } else {
     const configPath = opts.config ?? DEFAULT_CONFIG_PATH;
     const loaded = await loadConfig(configPath);
@@ -41,13 +44,21 @@ export async function openJournal(opts: { config?: string | undefined; journal?:
     }
     file = resolve(loaded.config.journal.path);
     from = `journal.path in ${configPath}`;
+    contextKeyFile = resolve(loaded.config.journal.contextKeyFile);
   }
   if (!existsSync(file)) {
     io.stderr.write(`amk-bridge ${command}: journal ${file} (${from}) does not exist; the daemon creates it when it first starts\n`);
     return null;
   }
   try {
-    return Journal.open(file, { create: false });
+    return Journal.open(file, {
+      create: false,
+      contextKeyFile,
+      warn: (obj, msg) => {
+        const o = obj as { requestId?: string; error?: string };
+        io.stderr.write(`amk-bridge ${command}: ${msg}${o.requestId ? ` (request ${o.requestId})` : ''}${o.error ? `: ${o.error}` : ''}\n`);
+      },
+    });
   } catch (err) {
     io.stderr.write(`amk-bridge ${command}: cannot open journal ${file}: ${(err as Error).message}\n`);
     return null;

@@ -395,7 +395,14 @@ const journalSchema = z
       .max(1440)
       .default(60)
       .describe('Minutes between two prunes of rows older than retentionDays (the first runs shortly after the start).'),
+    contextKeyFile: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe("Key file (exactly 32 random bytes) sealing a running request's caller data in the journal; created (mode 0600) if missing; null: the journal path + \".key\". Keep it out of backups of the journal."),
   })
+  .transform((j) => ({ ...j, contextKeyFile: j.contextKeyFile ?? `${j.path}.key` }))
   .describe('The durable journal: requests, attempts, outcomes and the message outbox.');
 
 const messagesSchema = z

@@ -3,7 +3,8 @@
 // Statements are prepared once, in the constructor.
 
 import { openDatabase, type OpenOptions, type SqliteDb } from './db.js';
-import { fromJson, requestParams, toAttemptRow, toOutboxRow, toRequestRow, type AttemptRecord, type OutboxRecord, type RequestRecord } from './rows.js';
+import { requestParams, toAttemptRow, toOutboxRow, toRequestRow, type AttemptRecord, type OutboxRecord, type RequestRecord } from './rows.js';
+import { CONTEXT_KEY_BYTES, isSealed, loadContextKey, sealContext, unsealContext } from './context-seal.js';
 import { pruneJournalAsync, type PruneCounts } from './prune.js';
 import type { Stats, StatsOptions } from '../domain/statistics.js';
 import { queryStats } from './stats-query.js';
@@ -27,6 +28,30 @@ export interface MessageRow extends OutboxRow {
 }
 
 export type ListFilter = 'pending' | 'failed' | 'delivered' | 'all';
+
+export interface JournalOpenOptions extends OpenOptions {
+  /**
+   * The 32-byte key that seals request contexts at rest (./context-seal.ts). Default: read from
+   * `contextKeyFile`. null: no key (contexts can be neither written nor unsealed).
+   */
+  contextKey?: Buffer | null;
+  /**
+   * Key file used when `contextKey` is not given; default `<path>.key`. Where the journal may be
+   * created (the default), a missing key file is created and a bad one is an error; with
+   * `create: false` (the CLI) a missing, unreadable or bad key file only means sealed contexts
+   * read as null, with a warning when one is met.
+   */
+  contextKeyFile?: string;
+  /** Warnings, such as a context that cannot be unsealed; default: process.emitWarning. */
+  warn?: (obj: object, msg: string) => void;
+}
+
+interface ContextSealing {
+  key: Buffer | null;
+  /** Why there is no key, for the warning. */
+  keyProblem: string | null;
+  warn: (obj: object, msg: string) => void;
+}
 
 /** Shortest id prefix `find` accepts: shorter ones would match too much to be useful. */
 export const MIN_PREFIX = 8;
@@ -117,15 +142,44 @@ export class Journal implements Outbox {
   private readonly s: Statements;
   private readonly commitTx: (m: OutboxCommit, outcome?: { outcome: RequestOutcome; at: number }) => { row: OutboxRow; created: boolean };
   private readonly retryTx: (key: string | undefined, now: number) => string[];
+  private readonly sealing: ContextSealing;
 
-  /** Opens the journal file, creating it (and its directories) unless `create: false`. */
-  static open(path: string, opts: OpenOptions = {}): Journal {
-    return new Journal(openDatabase(path, opts), path);
+  /**
+   * Opens the journal file, creating it (and its directories) unless `create: false`, and gets
+   * the key that seals request contexts (see JournalOpenOptions).
+   */
+  static open(path: string, opts: JournalOpenOptions = {}): Journal {
+    const db = openDatabase(path, opts);
+    const warn = opts.warn ?? ((obj: object, msg: string) => process.emitWarning(`${msg} ${JSON.stringify(obj)}`));
+    let key: Buffer | null = null;
+    let keyProblem: string | null = null;
+    if (opts.contextKey !== undefined) {
+      key = opts.contextKey;
+      if (key === null) keyProblem = 'the journal was opened without a context key';
+      else if (key.length !== CONTEXT_KEY_BYTES) {
+        db.close();
+        throw new Error(`journal ${path}: a context key has ${CONTEXT_KEY_BYTES} bytes (got ${key.length})`);
+      }
+    } else {
+      const file = opts.contextKeyFile ?? `${path}.key`;
+      const create = opts.create ?? true;
+      try {
+        key = loadContextKey(file, { create });
+      } catch (err) {
+        if (create) {
+          db.close();
+          throw err;
+        }
+        keyProblem = (err as Error).message;
+      }
+    }
+    return new Journal(db, path, { key, keyProblem, warn });
   }
 
-  private constructor(db: SqliteDb, path: string) {
+  private constructor(db: SqliteDb, path: string, sealing: ContextSealing) {
     this.db = db;
     this.path = path;
+    this.sealing = sealing;
     this.s = prepareStatements(db);
     // IMMEDIATE: take the write lock up front. A deferred transaction that reads first and
     // then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another process, such as the CLI or
@@ -214,9 +268,14 @@ export class Journal implements Outbox {
   // -------------------------------------------------------------------------------------------
   // Requests and attempts
 
-  /** Policy and context are stored as JSON text. A repeated start for the same id keeps the first. */
+  /**
+   * Policy and context are stored as JSON text, the context sealed (./context-seal.ts). A
+   * repeated start for the same id keeps the first.
+   */
   requestStarted(r: RequestStart): void {
-    this.s.insertRequest.run(requestParams(r));
+    const params = requestParams(r);
+    params.context = this.seal(r.requestId, params.context as string | null);
+    this.s.insertRequest.run(params);
   }
 
   /** The request must have been started (foreign key). A repeated attempt id keeps the first. */
@@ -257,12 +316,12 @@ export class Journal implements Outbox {
 
   /** Requests without an outcome, oldest first. */
   openRequests(): RequestRow[] {
-    return this.s.openRequests.all().map(toRequestRow);
+    return this.s.openRequests.all().map((r) => this.requestRow(r));
   }
 
   request(requestId: string): RequestRow | null {
     const r = this.s.request.get(requestId);
-    return r ? toRequestRow(r) : null;
+    return r ? this.requestRow(r) : null;
   }
 
   /** By attempt number. */
@@ -275,10 +334,40 @@ export class Journal implements Outbox {
     return this.s.messages.all(requestId).map((r) => ({ ...toOutboxRow(r), escalatedAt: r.escalated_at }));
   }
 
-  /** The stored context (parsed JSON), or null once the request has its outcome. */
+  /**
+   * The stored context (unsealed, parsed JSON), or null once the request has its outcome. Also
+   * null, with a warning, when it cannot be unsealed (another key, no key): never throws.
+   */
   context(requestId: string): unknown | null {
     const r = this.s.context.get(requestId);
-    return r ? fromJson(r.context) : null;
+    return r ? this.unseal(requestId, r.context) : null;
+  }
+
+  private requestRow(r: RequestRecord): RequestRow {
+    return { ...toRequestRow({ ...r, context: null }), context: this.unseal(r.request_id, r.context) };
+  }
+
+  /** A context's JSON text as stored: sealed. */
+  private seal(requestId: string, json: string | null): string | null {
+    if (json === null) return null;
+    const { key, keyProblem } = this.sealing;
+    // Never in the clear: a process without the key cannot store a context.
+    if (key === null) throw new Error(`journal ${this.path}: cannot store the context of request ${requestId}: ${keyProblem ?? 'no context key'}`);
+    return sealContext(key, json, requestId);
+  }
+
+  /** A stored context, parsed: sealed, or plain JSON as written before sealing. */
+  private unseal(requestId: string, stored: string | null): unknown {
+    if (stored === null) return null;
+    try {
+      if (!isSealed(stored)) return JSON.parse(stored) as unknown;
+      const { key, keyProblem } = this.sealing;
+      if (key === null) throw new Error(keyProblem ?? 'no context key');
+      return JSON.parse(unsealContext(key, stored, requestId)) as unknown;
+    } catch (err) {
+      this.sealing.warn({ requestId, journal: this.path, error: (err as Error).message }, 'request context cannot be read; taken as none');
+      return null;
+    }
   }
 
   /**
@@ -295,7 +384,7 @@ export class Journal implements Outbox {
     }
     return [...byId.values()]
       .sort((a, b) => b.started_at - a.started_at || (a.request_id < b.request_id ? 1 : a.request_id > b.request_id ? -1 : 0))
-      .map(toRequestRow);
+      .map((r) => this.requestRow(r));
   }
 
   // -------------------------------------------------------------------------------------------

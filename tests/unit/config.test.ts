@@ -63,8 +63,9 @@ t.test('the example shows the defaults: a nearly empty file gives the same confi
   t.same({ ...exRe, path: '', keyFile: '' }, { ...minRe, path: '', keyFile: '' });
   t.same([exRe.path, exRe.keyFile], ['state/recontact.sqlite', 'state/recontact.key']);
   t.same([exJournal.path, minJournal.path], ['state/journal.sqlite', '/var/lib/amk-bridge/journal.sqlite']);
-  t.same({ ...exJournal, path: '' }, { ...minJournal, path: '' });
+  t.same({ ...exJournal, path: '', contextKeyFile: '' }, { ...minJournal, path: '', contextKeyFile: '' });
   t.same([exJournal.retentionDays, exJournal.pruneIntervalMin], [400, 60]);
+  t.same([exJournal.contextKeyFile, minJournal.contextKeyFile], ['state/journal.sqlite.key', '/var/lib/amk-bridge/journal.sqlite.key'], 'the key file defaults to the journal path + .key');
   t.equal(minRouting.defaultRegion, exRouting.defaultRegion);
   t.same(minRouting.rules, [], 'no rules by default');
 });
