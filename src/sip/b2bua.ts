@@ -478,10 +478,18 @@ export class B2bua implements TransactionUser {
       ? leg.dialog.createRequest('UPDATE', { headers })
       : leg.dialog.createRequest('INVITE', { headers, body: leg.lastBody?.body, contentType: leg.lastBody?.contentType });
     leg.busy = true;
+    let ack: SipRequest | null = null;
     this.ep.sendRequest(req, leg.dialog.nextHop(), {
+      // Our ACK was lost: the same ACK again, or the peer ends the call after 64 × T1.
+      onRetransmitted2xx: () => {
+        if (ack && leg.dialog && !leg.ended) this.ep.resendAck(ack, leg.dialog.nextHop());
+      },
       onFinal: (res) => {
         leg.busy = false;
-        if (!useUpdate && res.status < 300 && leg.dialog) this.ep.sendAck(leg.dialog.createRequest('ACK', { cseq: leg.dialog.localSeq }), leg.dialog.nextHop());
+        if (!useUpdate && res.status < 300 && leg.dialog) {
+          ack = leg.dialog.createRequest('ACK', { cseq: leg.dialog.localSeq });
+          this.ep.sendAck(ack, leg.dialog.nextHop());
+        }
         if (res.status < 300) leg.timer?.reset();
         else if (res.status === 481 || res.status === 408) this.endCall(call, `refresh failed on ${leg.role} leg: ${res.status}`, 'timeout');
         else leg.timer?.reset(); // 491/5xx: try again next interval rather than dropping an emergency call
@@ -608,7 +616,11 @@ export class B2bua implements TransactionUser {
       return;
     }
     const req = other.dialog.createRequest('INVITE', { body: sdp, contentType: SDP });
+    let ack: SipRequest | null = null;
     this.ep.sendRequest(req, other.dialog.nextHop(), {
+      onRetransmitted2xx: () => {
+        if (ack && other.dialog && !other.ended) this.ep.resendAck(ack, other.dialog.nextHop());
+      },
       onFinal: (res) => {
         other.busy = false;
         if (res.status >= 200 && res.status < 300 && other.dialog) {
@@ -616,7 +628,8 @@ export class B2bua implements TransactionUser {
           if (ans) call.media.accept(otherName, ans);
           other.lastBody = { body: sdp, contentType: SDP };
           other.timer?.reset();
-          this.ep.sendAck(other.dialog.createRequest('ACK', { cseq: other.dialog.localSeq }), other.dialog.nextHop());
+          ack = other.dialog.createRequest('ACK', { cseq: other.dialog.localSeq });
+          this.ep.sendAck(ack, other.dialog.nextHop());
         } else if (res.status === 481) this.endCall(call, `${other.role} leg lost its dialog`, 'bridge');
       },
     });
@@ -799,6 +812,9 @@ export class B2bua implements TransactionUser {
       if (id && this.byCallId.get(id)?.call === call) this.byCallId.delete(id);
     }
     this.calls.delete(call.id);
+    // Legs still pending keep their handlers: their final response is still reported (journal).
+    if (call.out?.isDone) call.out.detach();
+    for (const r of call.regions.values()) if (r.out?.isDone) r.out.detach();
     call.media?.close();
     this.log.info({ callId: call.id, reason, by }, 'call ended');
     this.bus.emit('call.ended', { callId: call.id, reason, by, at: Date.now() });

@@ -223,6 +223,11 @@ export class SipEndpoint {
     this.transport.send(ack, dest);
   }
 
+  /** Sends an ACK already sent once, unchanged (same Via branch): for a retransmitted 2xx (RFC 3261 13.2.2.4). */
+  resendAck(ack: SipRequest, dest: Peer): void {
+    this.transport.send(ack, dest);
+  }
+
   /** Answer a server transaction with the mandatory headers, our Server header and an optional body. */
   reply(tx: ServerTransaction, status: number, opts: { reason?: string; toTag?: string; headers?: [string, string][]; body?: Buffer; contentType?: string } = {}): SipResponse {
     const res = tx.makeResponse(status, opts.reason ?? REASONS[status], opts.toTag ?? (status > 100 ? newTag() : undefined));

@@ -121,10 +121,13 @@ export class ServerTransaction extends Transaction {
       return;
     }
     const reliable = isReliable(this.source);
+    // A CANCEL can no longer matter once a final response went out.
+    this.onCancel = undefined;
     if (this.isInvite && res.status < 300) {
       // RFC 6026 accepted: the 2xx is retransmitted end to end until the ACK, on any transport.
       this.state = 'accepted';
       this.onAccepted?.();
+      this.onAccepted = undefined;
       this.retransmit('G2xx', res);
       this.timer('L', this.t.timeout, () => {
         this.onAckTimeout?.();
@@ -132,12 +135,30 @@ export class ServerTransaction extends Transaction {
       });
     } else if (this.isInvite) {
       this.state = 'completed';
+      this.releaseTu();
       if (!reliable) this.retransmit('G', res);
       this.timer('H', this.t.timeout, () => this.terminate());
     } else {
       this.state = 'completed';
+      this.releaseTu();
       this.timer('J', reliable ? 0 : this.t.timeout, () => this.terminate());
     }
+  }
+
+  /**
+   * Drops the TU's callbacks: the transaction lingers (up to 64 × T1) only to absorb
+   * retransmissions, and the callbacks' closures would keep whole calls alive that long.
+   */
+  private releaseTu(): void {
+    this.onCancel = undefined;
+    this.onAck = undefined;
+    this.onAckTimeout = undefined;
+    this.onAccepted = undefined;
+  }
+
+  override terminate(): void {
+    this.releaseTu();
+    super.terminate();
   }
 
   /** Re-send a final response at T1, 2·T1, … capped at T2 (timer G) until a timer clears it. */
@@ -176,7 +197,7 @@ export class ServerTransaction extends Transaction {
       this.clearTimer('G2xx');
       this.clearTimer('L');
       const cb = this.onAck;
-      this.onAck = undefined;
+      this.releaseTu();
       // Keep absorbing retransmitted ACKs/INVITEs for a while (RFC 6026 timer L).
       this.state = 'confirmed';
       this.timer('L', this.t.timeout, () => this.terminate());
@@ -198,6 +219,9 @@ export interface ClientHandlers {
   onRetransmitted2xx?(res: SipResponse): void;
 }
 
+/** The handlers of a client transaction whose final response was delivered. */
+const DONE: ClientHandlers = { onFinal: () => {} };
+
 export class ClientTransaction extends Transaction {
   readonly branch: string;
   readonly isInvite: boolean;
@@ -209,7 +233,7 @@ export class ClientTransaction extends Transaction {
   constructor(
     readonly request: SipRequest,
     readonly dest: Peer,
-    private readonly handlers: ClientHandlers,
+    private handlers: ClientHandlers,
     private readonly sender: Sender,
     private readonly t: Timers,
     private readonly startCancel: (tx: ClientTransaction, extra: Headers) => void,
@@ -246,7 +270,7 @@ export class ClientTransaction extends Transaction {
     res.headers.append('CSeq', this.request.headers.get('cseq') ?? '');
     this.finalResponse = res;
     this.terminate();
-    this.handlers.onFinal(res, kind);
+    this.finalDelivered(res, kind);
   }
 
   /** A response matched this transaction (by branch and CSeq method). */
@@ -273,7 +297,14 @@ export class ClientTransaction extends Transaction {
     this.clearTimer('A');
     this.clearTimer('B');
     this.timer('K', isReliable(this.dest) ? 0 : this.t.t4, () => this.terminate());
-    this.handlers.onFinal(res);
+    this.finalDelivered(res);
+  }
+
+  /** Hands the final response to the TU, then lets go of the TU (only retransmissions follow). */
+  private finalDelivered(res: SipResponse, local?: LocalFailure): void {
+    const h = this.handlers;
+    this.handlers = DONE;
+    h.onFinal(res, local);
   }
 
   private receiveInviteFinal(res: SipResponse): void {
@@ -299,7 +330,7 @@ export class ClientTransaction extends Transaction {
     this.clearTimer('A');
     this.clearTimer('B');
     this.timer('D', isReliable(this.dest) ? 0 : 32_000, () => this.terminate());
-    this.handlers.onFinal(res);
+    this.finalDelivered(res);
   }
 
   /** The ACK for a non-2xx final response (RFC 3261 17.1.1.3). */
@@ -346,7 +377,7 @@ export class ClientTransaction extends Transaction {
         res.headers.append('CSeq', this.request.headers.get('cseq') ?? '');
         this.finalResponse = res;
         this.terminate();
-        this.handlers.onFinal(res, 'timeout');
+        this.finalDelivered(res, 'timeout');
       }
     });
   }

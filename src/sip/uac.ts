@@ -36,12 +36,15 @@ export interface OutboundEvents {
   onFailure(status: number, reason: string, info: { local?: LocalFailure; retryAfterS?: number; cancelled: boolean; response?: SipResponse }): void;
 }
 
+const DETACHED: OutboundEvents = { onAnswer: () => {}, onFailure: () => {} };
+
 const MAX_REDIRECTS = 3;
 const MAX_AUTH_ROUNDS = 3;
 
 export class OutboundInvite {
   readonly callId: string;
   readonly fromTag = newTag();
+  private detached = false;
   private cseq = 1;
   private tx: ClientTransaction | null = null;
   private hops: Hop[] = [];
@@ -64,7 +67,7 @@ export class OutboundInvite {
     private readonly ep: SipEndpoint,
     private readonly resolver: SipResolver,
     private readonly opts: OutboundOptions,
-    private readonly events: OutboundEvents,
+    private events: OutboundEvents,
   ) {
     this.callId = opts.callId ?? newCallId(ep.sentBy('udp').split(':')[0] ?? 'amk-bridge');
     this.requestUri = opts.target;
@@ -154,7 +157,22 @@ export class OutboundInvite {
     this.ep.sendRequest(prack, early.nextHop() ?? dest, { onFinal: () => {} });
   }
 
+  /**
+   * The call this leg belonged to is over: forget its event handlers, so the transactions that
+   * linger for retransmissions do not keep the call alive. A 2xx that still comes is ACKed and
+   * hung up; nothing more is tried (no failover, auth or redirect).
+   */
+  detach(): void {
+    this.detached = true;
+    this.events = DETACHED;
+  }
+
   private onFinal(res: SipResponse, local: LocalFailure | undefined, hop: Hop, dest: Peer): void {
+    if (this.detached && !this.done) {
+      this.done = true;
+      if (res.status >= 200 && res.status < 300) this.ackAndBye(res, dest);
+      return;
+    }
     if (this.done) {
       // A second final (e.g. a forked 2xx) after we finished: ACK and hang up that branch.
       if (res.status >= 200 && res.status < 300) this.ackAndBye(res, dest);
@@ -222,9 +240,8 @@ export class OutboundInvite {
 
   private reAck(res: SipResponse, dest: Peer): void {
     if (this.lastAck && this.dialog) {
-      // Re-send the same ACK (fresh Via is fine: ACK for 2xx is end-to-end).
-      const again = this.dialog.createRequest('ACK', { body: this.lastAck.body, contentType: this.lastAck.headers.get('content-type') });
-      this.ep.sendAck(again, this.dialog.nextHop());
+      // The same ACK again, branch and all: the peer matches it to the ACK it already has.
+      this.ep.resendAck(this.lastAck, this.dialog.nextHop());
     } else if (!this.dialog) this.ackAndBye(res, dest);
   }
 
