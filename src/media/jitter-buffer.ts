@@ -44,7 +44,8 @@
 //   latency at delayMs across sender clock drift (±100 ppm ≈ 1 sample per 1.25 s) and absorbs
 //   network delay steps smaller than a resync.
 //
-// Hot path: put() and get() are indexed loops over preallocated typed arrays; no allocation.
+// Hot path: put(), putG711() (decodes a G.711 payload straight into the ring) and get() are
+// indexed loops over preallocated typed arrays; no allocation.
 
 import { seqDelta, tsDelta } from './rtp.js';
 
@@ -94,6 +95,8 @@ export class JitterBuffer {
   private readonly idleTicks: number;
   private readonly ring: Int16Array;
   private readonly present: Uint8Array;
+  /** The same flags four at a time (a frame at a position divisible by 4 is checked in 40 reads). */
+  private readonly present32: Uint32Array;
   private readonly mask: number;
   private readonly size: number;
   private readonly lastGood = new Int16Array(FRAME);
@@ -140,6 +143,7 @@ export class JitterBuffer {
     this.mask = this.size - 1;
     this.ring = new Int16Array(this.size);
     this.present = new Uint8Array(this.size);
+    this.present32 = new Uint32Array(this.present.buffer);
   }
 
   /** Playout delay in samples (for tests and diagnostics). */
@@ -157,29 +161,47 @@ export class JitterBuffer {
    * 80/160/240 samples; up to 120 ms). `samples[0, length)` is copied; the array may be reused.
    */
   put(ssrc: number, sequence: number, timestamp: number, samples: Int16Array, length: number): void {
-    ssrc >>>= 0;
-    sequence &= 0xffff;
-    timestamp >>>= 0;
     if (length > samples.length) length = samples.length;
     if (length > MAX_PACKET) length = MAX_PACKET;
     if (!(length > 0)) return;
+    const pos = this.admit(ssrc >>> 0, sequence & 0xffff, timestamp >>> 0, length);
+    if (pos >= 0) this.write(pos, samples, length);
+  }
+
+  /**
+   * put() for a G.711 payload: `payload[offset, offset + length)` is decoded through `table`
+   * (ULAW_DECODE or ALAW_DECODE, one code per sample) straight into the buffer, with no
+   * intermediate copy. Same rules as put().
+   */
+  putG711(ssrc: number, sequence: number, timestamp: number, payload: Uint8Array, offset: number, length: number, table: Int16Array): void {
+    if (length > payload.length - offset) length = payload.length - offset;
+    if (length > MAX_PACKET) length = MAX_PACKET;
+    if (!(length > 0)) return;
+    const pos = this.admit(ssrc >>> 0, sequence & 0xffff, timestamp >>> 0, length);
+    if (pos >= 0) this.writeG711(pos, payload, offset, length, table);
+  }
+
+  /**
+   * The bookkeeping of one packet of `length` samples (1..MAX_PACKET): duplicate, late, jump,
+   * resync, sequence accounting, drift measurement. Returns the position its samples go to, or
+   * −1 when it is dropped.
+   */
+  private admit(ssrc: number, sequence: number, timestamp: number, length: number): number {
     this.ticksSincePut = 0;
 
     if (!this.active) {
       if (this.everStarted) this.stats.resyncs++;
       this.start(ssrc, sequence, timestamp, length, true);
-      this.write(this.anchorPos, samples, length);
-      return;
+      return this.anchorPos;
     }
     if (ssrc !== this.ssrc) {
       if (ssrc === this.prevSsrc && this.ticksSinceSwitch < OLD_SSRC_GRACE_TICKS) {
         this.stats.late++;
-        return;
+        return -1;
       }
       this.prevSsrc = this.ssrc;
       this.ticksSinceSwitch = 0;
-      this.resync(ssrc, sequence, timestamp, samples, length);
-      return;
+      return this.resync(ssrc, sequence, timestamp, length);
     }
 
     const sd = seqDelta(this.highSeq, sequence);
@@ -187,7 +209,7 @@ export class JitterBuffer {
     const inWindow = sd > -SEEN_WINDOW;
     if (sd <= 0 && inWindow && this.seen[ext & (SEEN_WINDOW - 1)] === ext) {
       this.stats.duplicate++;
-      return;
+      return -1;
     }
     const pos = this.anchorPos + tsDelta(this.anchorTs, timestamp);
     const d = pos - this.playPos;
@@ -196,13 +218,11 @@ export class JitterBuffer {
     if (!old) {
       const seqJump = (sd < 0 ? -sd : sd) * this.lastLen;
       if (seqJump > this.maxDelay || d > this.maxDelay || d < -this.maxDelay) {
-        this.resync(ssrc, sequence, timestamp, samples, length);
-        return;
+        return this.resync(ssrc, sequence, timestamp, length);
       }
       if (sd > 0 && this.writeHigh <= this.playPos && tsDelta(this.lastTs, timestamp) > sd * this.lastLen) {
         // DTX: a talk spurt after silence suppression while the buffer has drained
-        this.resync(ssrc, sequence, timestamp, samples, length);
-        return;
+        return this.resync(ssrc, sequence, timestamp, length);
       }
     }
 
@@ -221,8 +241,8 @@ export class JitterBuffer {
     if (d < 0) {
       this.stats.late++;
       // Newer packets arriving late, repeatedly: the sender's timing moved; follow it.
-      if (sd > 0 && ++this.lateRun >= LATE_RUN_RESYNC) this.resync(ssrc, sequence, timestamp, samples, length);
-      return;
+      if (sd > 0 && ++this.lateRun >= LATE_RUN_RESYNC) return this.resync(ssrc, sequence, timestamp, length);
+      return -1;
     }
     if (sd > 0) {
       this.lateRun = 0;
@@ -231,7 +251,7 @@ export class JitterBuffer {
       const lead = d + length;
       if (lead > this.maxLead) this.maxLead = lead;
     }
-    this.write(pos, samples, length);
+    return pos;
   }
 
   /**
@@ -263,11 +283,34 @@ export class JitterBuffer {
 
     const a = p & mask;
     const contiguous = a + FRAME <= this.size;
-    let count = 0;
-    if (contiguous) for (let i = a; i < a + FRAME; i++) count += present[i]!;
-    else for (let i = 0; i < FRAME; i++) count += present[(p + i) & mask]!;
+    let full = true;
+    if (contiguous && (a & 3) === 0) {
+      // The playout point moves in steps of 80 samples or more: the usual case.
+      const w = this.present32;
+      const end = (a + FRAME) >> 2;
+      for (let i = a >> 2; i < end; i++) {
+        if (w[i] !== 0x01010101) {
+          full = false;
+          break;
+        }
+      }
+    } else if (contiguous) {
+      for (let i = a; i < a + FRAME; i++) {
+        if (present[i] !== 1) {
+          full = false;
+          break;
+        }
+      }
+    } else {
+      for (let i = 0; i < FRAME; i++) {
+        if (present[(p + i) & mask] !== 1) {
+          full = false;
+          break;
+        }
+      }
+    }
 
-    if (count === FRAME) {
+    if (full) {
       let consumed = FRAME;
       if (this.pendingAdjust !== 0) {
         consumed = this.readAdjusted(p, out);
@@ -360,6 +403,25 @@ export class JitterBuffer {
     this.stats.received++;
   }
 
+  private writeG711(pos: number, payload: Uint8Array, offset: number, length: number, table: Int16Array): void {
+    const ring = this.ring;
+    const present = this.present;
+    const mask = this.mask;
+    const a = pos & mask;
+    if (a + length <= this.size) {
+      for (let i = 0; i < length; i++) ring[a + i] = table[payload[offset + i]!]!;
+      present.fill(1, a, a + length);
+    } else {
+      for (let i = 0; i < length; i++) {
+        const idx = (pos + i) & mask;
+        ring[idx] = table[payload[offset + i]!]!;
+        present[idx] = 1;
+      }
+    }
+    if (pos + length > this.writeHigh) this.writeHigh = pos + length;
+    this.stats.received++;
+  }
+
   /** Clears presence flags of [from, from + n), n ≤ ring size. */
   private clearFrom(from: number, n: number): void {
     const a = from & this.mask;
@@ -406,10 +468,11 @@ export class JitterBuffer {
     this.pendingAdjust = 0;
   }
 
-  private resync(ssrc: number, sequence: number, timestamp: number, samples: Int16Array, length: number): void {
+  /** A resync: the packet is re-anchored `delay` after the playout point; returns where it goes. */
+  private resync(ssrc: number, sequence: number, timestamp: number, length: number): number {
     this.stats.resyncs++;
     this.start(ssrc, sequence, timestamp, length, false);
-    this.write(this.anchorPos, samples, length);
+    return this.anchorPos;
   }
 
   private endDriftWindow(): void {

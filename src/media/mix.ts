@@ -40,3 +40,48 @@ export function clipInto(acc: Int32Array, out: Int16Array): void {
     out[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
   }
 }
+
+// Fused kernels for the tick's common case (a 20 ms packet straight from the mix, no private
+// tone): saturation and G.711 encoding (`table` is ULAW_ENCODE or ALAW_ENCODE, indexed by the
+// 16-bit pattern of the sample) in the same pass, written into the packet at out[off..]. They
+// give exactly what clipInto() followed by encodeInto() gives. Each processes total.length
+// samples (one frame); `out` must hold off + that many bytes.
+
+/** acc = src (widened to 32 bits): the first term of a sum. */
+export function setFrom(acc: Int32Array, src: Int16Array): void {
+  const n = acc.length < src.length ? acc.length : src.length;
+  for (let i = 0; i < n; i++) acc[i] = src[i]!;
+}
+
+/** out[off + i] = G.711 of clip(total[i] − own[i]): what a member hears who is in the sum. */
+export function encodeMinus(total: Int32Array, own: Int16Array, table: Uint8Array, out: Uint8Array, off: number): void {
+  const n = total.length;
+  for (let i = 0; i < n; i++) {
+    const v = total[i]! - own[i]!;
+    out[off + i] = table[(v > 32767 ? 32767 : v < -32768 ? -32768 : v) & 0xffff]!;
+  }
+}
+
+/** out[off + i] = G.711 of clip(total[i]): what a member hears who is not in the sum. */
+export function encodeSum(total: Int32Array, table: Uint8Array, out: Uint8Array, off: number): void {
+  const n = total.length;
+  for (let i = 0; i < n; i++) {
+    const v = total[i]!;
+    out[off + i] = table[(v > 32767 ? 32767 : v < -32768 ? -32768 : v) & 0xffff]!;
+  }
+}
+
+/** out[off + i] = G.711 of clip(x[i] + y[i]): exactly two other voices (no sum of everyone needed). */
+export function encodePair(x: Int16Array, y: Int16Array, table: Uint8Array, out: Uint8Array, off: number): void {
+  const n = x.length;
+  for (let i = 0; i < n; i++) {
+    const v = x[i]! + y[i]!;
+    out[off + i] = table[(v > 32767 ? 32767 : v < -32768 ? -32768 : v) & 0xffff]!;
+  }
+}
+
+/** out[off + i] = G.711 of src[i] (one other voice: no sum, nothing to clip). */
+export function encodeFrame(src: Int16Array, table: Uint8Array, out: Uint8Array, off: number): void {
+  const n = src.length;
+  for (let i = 0; i < n; i++) out[off + i] = table[src[i]! & 0xffff]!;
+}

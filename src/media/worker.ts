@@ -15,9 +15,16 @@
 // skipped time (marker bit set), like a talkspurt gap.
 //
 // Each tick: every endpoint's jitter buffer gives one frame (idle, muted by DTMF, or not
-// receiving → silence); per conference, total = Σ members and each member hears total − own
-// (+ its private tone), clipped, encoded in its codec and packetised in its ptime through a
-// per-endpoint FIFO (10 ms → two packets per tick, 30 ms → a packet every 1.5 ticks).
+// receiving → silence); per conference, each member hears the sum of the other members' active
+// inputs (+ its private tone), clipped, encoded in its codec and packetised in its ptime through
+// a per-endpoint FIFO (10 ms → two packets per tick, 30 ms → a packet every 1.5 ticks). The
+// common case — 20 ms packets, no tone — is encoded straight into the endpoint's packet buffer
+// in one pass (nothing, one or two other voices need no sum of everyone; see mix.ts).
+//
+// Per packet the receive path allocates nothing of its own (the payload is decoded straight into
+// the jitter buffer) and the send path reuses one packet buffer per endpoint; nothing is posted
+// to the main thread per packet. What remains per packet is Node's: one 'message' callback with
+// its Buffer and address object per datagram received, one send() per datagram sent.
 // An endpoint in no conference hears only its tone, if any; otherwise nothing is sent and its
 // RTP timestamp keeps advancing with the clock (the next packet carries the marker bit).
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
@@ -25,13 +32,13 @@ import { readFileSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { ALAW_DECODE, ULAW_DECODE, encodeInto } from './g711.js';
+import { ALAW_DECODE, ALAW_ENCODE, SILENCE_BYTE, ULAW_DECODE, ULAW_ENCODE, encodeInto } from './g711.js';
 import { parseRtpInto, newRtpPacket, writeRtpHeader, isRtcpPacket } from './rtp.js';
 import { buildSenderReport, buildReceiverReport, buildBye, dlsrFromMs, lsrFromNtpMs, parseRtcp, ReceptionStats, type ReportBlock } from './rtcp.js';
 import { JitterBuffer } from './jitter-buffer.js';
 import { DtmfReceiver } from './dtmf-receiver.js';
 import { ToneGenerator } from './tones.js';
-import { clearAcc, addInto, subInto, clipInto } from './mix.js';
+import { clearAcc, addInto, subInto, clipInto, setFrom, encodeMinus, encodeSum, encodeFrame, encodePair } from './mix.js';
 import { Latch, normalizeAddress, type LatchAddress } from './latch.js';
 import { PortPool } from './port-pool.js';
 import type { Command, EngineStats, Reply, WorkerInit } from './protocol.js';
@@ -108,6 +115,14 @@ class Endpoint {
   ts = randomInt(0, 0x1_0000_0000);
   readonly fifo = new Int16Array(FIFO_CAP);
   fifoLen = 0;
+  /**
+   * The 20 ms packet: header and payload are written in place each tick. A send that libuv
+   * could not complete at once keeps its buffer; then this one is replaced (see sendFrame).
+   */
+  pkt = Buffer.allocUnsafe(12 + FRAME);
+  /** G.711 tables and silence code of the codec we send and receive; kept by update(). */
+  encode = ULAW_ENCODE;
+  silence = SILENCE_BYTE.PCMU;
   markerNext = true;
   sentSinceReport = false;
   nextRtcpAt = 0;
@@ -144,6 +159,9 @@ class Endpoint {
   update(): void {
     const m = this.media;
     const d = m?.direction;
+    const codec = m?.codec ?? 'PCMU';
+    this.encode = codec === 'PCMA' ? ALAW_ENCODE : ULAW_ENCODE;
+    this.silence = SILENCE_BYTE[codec];
     this.receives = d === 'sendrecv' || d === 'recvonly';
     this.rtpDest = m === null || m.remote === null || (d !== 'sendrecv' && d !== 'sendonly') ? null : (this.latch.latched ?? m.remote);
   }
@@ -170,7 +188,6 @@ const conferences = new Map<string, Conference>();
 let conferenceList: Conference[] = [];
 let stopping = false;
 
-const decodeScratch = new Int16Array(MAX_PAYLOAD);
 const rtpScratch = newRtpPacket();
 const total = new Int32Array(FRAME);
 const acc = new Int32Array(FRAME);
@@ -328,15 +345,26 @@ function runTick(now: number, due: number): void {
     ep.inActive = got && ep.receives && !dtmf && now >= ep.dtmfMuteUntil;
   }
 
-  // 2. Conferences.
+  // 2. Conferences. Members who send 20 ms packets with nothing queued and no private tone (the
+  //    common case) get their packet encoded straight from the inputs: silence when nobody else
+  //    is active, the other voice when one is, the clipped sum of the two others when two are
+  //    (a three-party conference), the clipped sum of all minus their own beyond that.
   for (let c = 0; c < conferenceList.length; c++) {
     const conf = conferenceList[c]!;
     const members = conf.members;
-    clearAcc(total);
+    let active = 0;
+    let a0: Endpoint | null = null;
+    let a1: Endpoint | null = null;
+    let a2: Endpoint | null = null;
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
-      if (m.inActive) addInto(total, m.inFrame);
+      if (!m.inActive) continue;
+      if (active === 0) a0 = m;
+      else if (active === 1) a1 = m;
+      else if (active === 2) a2 = m;
+      active++;
     }
+    let summed = false;
     let sent = 0;
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
@@ -345,12 +373,36 @@ function runTick(now: number, due: number): void {
         idle(m);
         continue;
       }
-      acc.set(total);
-      if (m.inActive) subInto(acc, m.inFrame);
+      const others = m.inActive ? active - 1 : active;
+      if (m.tone === null && m.fifoLen === 0 && m.media!.ptimeMs === TICK_MS) {
+        const buf = m.pkt;
+        if (others === 0) buf.fill(m.silence, 12, 12 + FRAME);
+        else if (others === 1) encodeFrame((a0 !== m ? a0 : a1)!.inFrame, m.encode, buf, 12);
+        else if (others === 2) {
+          // The two active members other than m: a0 and a1, unless m is one of them.
+          const x = a0 === m ? a1! : a0!;
+          const y = a0 === m || a1 === m ? a2! : a1!;
+          encodePair(x.inFrame, y.inFrame, m.encode, buf, 12);
+        } else {
+          if (!summed) summed = sumInputs(members, a0!);
+          if (m.inActive) encodeMinus(total, m.inFrame, m.encode, buf, 12);
+          else encodeSum(total, m.encode, buf, 12);
+        }
+        sendFrame(m, dest, buf);
+        sent++;
+        continue;
+      }
+      if (active === 0) clearAcc(acc);
+      else {
+        if (!summed) summed = sumInputs(members, a0!);
+        acc.set(total);
+        if (m.inActive) subInto(acc, m.inFrame);
+      }
       if (m.tone !== null && !m.tone.addTo(acc)) m.tone = null;
       clipInto(acc, out16);
       sent += emit(m, dest, out16);
     }
+    ctr.packetsOut += sent;
     if (sent > 0 && performance.now() - due > LATE_MS) ctr.packetsOutLate += sent;
   }
 
@@ -369,6 +421,7 @@ function runTick(now: number, due: number): void {
     clipInto(acc, out16);
     sent += emit(ep, dest, out16);
   }
+  ctr.packetsOut += sent;
   if (sent > 0 && performance.now() - due > LATE_MS) ctr.packetsOutLate += sent;
 
   // 4. RTCP and RTP timeouts.
@@ -395,8 +448,8 @@ function emit(ep: Endpoint, dest: LatchAddress, pcm: Int16Array): number {
   const frame = m.ptimeMs * 8;
   if (frame === FRAME && ep.fifoLen === 0) {
     // 20 ms packets, nothing queued (the common case): straight from the mix, no FIFO copy.
-    sendPacket(ep, dest, pcm, 0, FRAME);
-    ctr.packetsOut++;
+    encodeInto(m.codec, pcm, 0, FRAME, ep.pkt, 12);
+    sendFrame(ep, dest, ep.pkt);
     return 1;
   }
   ep.fifo.set(pcm, ep.fifoLen);
@@ -412,8 +465,33 @@ function emit(ep: Endpoint, dest: LatchAddress, pcm: Int16Array): number {
     if (off < ep.fifoLen) ep.fifo.copyWithin(0, off, ep.fifoLen);
     ep.fifoLen -= off;
   }
-  ctr.packetsOut += n;
   return n;
+}
+
+/** total = Σ the active members' input frames (`first` is the first active one). Returns true. */
+function sumInputs(members: Endpoint[], first: Endpoint): boolean {
+  setFrom(total, first.inFrame);
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i]!;
+    if (m.inActive && m !== first) addInto(total, m.inFrame);
+  }
+  return true;
+}
+
+/** Sends the endpoint's 20 ms packet whose payload is already in buf[12, 172); advances seq/ts. */
+function sendFrame(ep: Endpoint, dest: LatchAddress, buf: Buffer): void {
+  writeRtpHeader(buf, ep.markerNext, ep.media!.payloadType, ep.seq, ep.ts, ep.ssrc);
+  const sock = ep.rtp;
+  sock.send(buf, dest.port, dest.address);
+  // Sent at once (the usual case), the buffer is ours again; otherwise libuv queued the send and
+  // holds it until done, so the next packet gets a buffer of its own.
+  if (sock.getSendQueueCount() !== 0) ep.pkt = Buffer.allocUnsafe(12 + FRAME);
+  ep.markerNext = false;
+  ep.seq = (ep.seq + 1) & 0xffff;
+  ep.ts = (ep.ts + FRAME) >>> 0;
+  ep.packetsOut++;
+  ep.octetsOut += FRAME;
+  ep.sentSinceReport = true;
 }
 
 /** Encode `samples` PCM samples from `pcm[off]` into one RTP packet and send it; advance seq/ts. */
@@ -506,12 +584,8 @@ function onRtpMessage(ep: Endpoint, msg: Buffer, rinfo: RemoteInfo): void {
       return;
     }
     ep.rx.update(p.sequence, p.timestamp, now * 8);
-    // decodeInto() without the subarray per packet: the same tables, read at the payload offset.
-    const table = codec === 'PCMA' ? ALAW_DECODE : ULAW_DECODE;
-    const off = p.payloadOffset;
-    const n = p.payloadLength;
-    for (let i = 0; i < n; i++) decodeScratch[i] = table[msg[off + i]!]!;
-    ep.jb.put(p.ssrc, p.sequence, p.timestamp, decodeScratch, n);
+    // Decoded straight into the jitter buffer (no copy of the payload, no scratch array).
+    ep.jb.putG711(p.ssrc, p.sequence, p.timestamp, msg, p.payloadOffset, p.payloadLength, codec === 'PCMA' ? ALAW_DECODE : ULAW_DECODE);
     return;
   }
   if (pt === PT_CN) {

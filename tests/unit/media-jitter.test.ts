@@ -1,5 +1,6 @@
 import t from 'tap';
 import { JitterBuffer } from '../../src/media/jitter-buffer.js';
+import { ALAW_DECODE, ULAW_DECODE } from '../../src/media/g711.js';
 
 // The source signal encodes its own sample index, so any output sample tells where it came from.
 const sig = (n: number): number => (n % 16000) + 1;
@@ -301,5 +302,56 @@ t.test('short get() input and bad put() lengths are tolerated', async (t) => {
   jb.put(1, 1, 1, new Int16Array(160), 0);
   t.equal(jb.get(new Int16Array(160)), false, 'empty packet ignored');
   jb.put(1, 1, 1, new Int16Array(100), 160); // length clamped to the array
+  t.equal(jb.stats.received, 1);
+});
+
+t.test('putG711 decodes into the buffer exactly as decoding first and put() do', async (t) => {
+  // One stream with reordering, a loss, a duplicate, a late packet, 10/20/30 ms packets and an
+  // SSRC change, played into two buffers: decoded samples through put(), the G.711 payload
+  // (at an offset inside a larger packet) through putG711(). Output and statistics must match.
+  for (const [law, table] of [['µ-law', ULAW_DECODE], ['A-law', ALAW_DECODE]] as const) {
+    const pkts = [
+      ...stream([160, 160, 80, 80, 240, 160, 160, 160, 160, 160, 160, 160]),
+      ...stream([160, 160, 160, 160, 160], { ssrc: 0x9999, seq0: 7, ts0: 900_000, n0: 3000, t0: 250 }),
+    ];
+    [pkts[2], pkts[3]] = [pkts[3]!, pkts[2]!];
+    pkts.splice(6, 1); // lost
+    pkts.push({ ...pkts[4]! }); // duplicate
+    pkts.push({ ...pkts[0]!, at: 400 }); // late
+    const code = (n: number): number => (n * 73 + 11) & 0xff;
+    const a = new JitterBuffer({ delayMs: 40, maxDelayMs: 200 });
+    const b = new JitterBuffer({ delayMs: 40, maxDelayMs: 200 });
+    const sorted = [...pkts].sort((x, y) => x.at - y.at);
+    const samples = new Int16Array(1024);
+    const packet = new Uint8Array(12 + 1024);
+    const fa = new Int16Array(160);
+    const fb = new Int16Array(160);
+    let p = 0;
+    for (let k = 1; k <= 40; k++) {
+      const now = 20 * k + 0.5;
+      while (p < sorted.length && sorted[p]!.at <= now) {
+        const q = sorted[p++]!;
+        for (let i = 0; i < q.len; i++) {
+          packet[12 + i] = code(q.n0 + i);
+          samples[i] = table[code(q.n0 + i)]!;
+        }
+        a.put(q.ssrc, q.seq, q.ts, samples, q.len);
+        b.putG711(q.ssrc, q.seq, q.ts, packet, 12, q.len, table);
+      }
+      const ga = a.get(fa);
+      const gb = b.get(fb);
+      t.equal(gb, ga, `${law} tick ${k}: same activity`);
+      if (ga) t.same(Array.from(fb), Array.from(fa), `${law} tick ${k}: same samples`);
+    }
+    t.same(b.stats, a.stats, `${law}: same statistics`);
+    t.ok(a.stats.lost > 0 && a.stats.duplicate > 0 && a.stats.late > 0 && a.stats.resyncs > 0, `${law}: the stream exercised loss, duplicates, lateness and a resync`);
+  }
+  // A payload that claims more than the packet holds is cut at the packet's end.
+  const jb = new JitterBuffer({ delayMs: 0 });
+  jb.putG711(1, 1, 0, new Uint8Array(12 + 100).fill(0x80), 12, 160, ULAW_DECODE);
+  const out = new Int16Array(160);
+  jb.get(out);
+  t.equal(out[99], ULAW_DECODE[0x80], 'the 100 samples there');
+  t.equal(out[100], 0, 'the rest was never received: silence');
   t.equal(jb.stats.received, 1);
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { clearAcc, addInto, subInto, clipInto, addScaledInto } from '../../src/media/mix.js';
+import { clearAcc, addInto, subInto, clipInto, addScaledInto, setFrom, encodeMinus, encodeSum, encodePair, encodeFrame } from '../../src/media/mix.js';
+import { ALAW_ENCODE, ULAW_ENCODE, encodeInto } from '../../src/media/g711.js';
 
 const frame = (f: (i: number) => number): Int16Array => Int16Array.from({ length: 160 }, (_, i) => f(i));
 
@@ -62,4 +63,46 @@ t.test('mismatched lengths process the common part only', async (t) => {
   addInto(acc, Int16Array.of(1, 2, 3, 4, 5, 6));
   subInto(acc, Int16Array.of(1));
   t.same(Array.from(acc), [0, 2, 3, 4]);
+});
+
+t.test('fused kernels give what clipInto + encodeInto give', async (t) => {
+  // Random frames with full-scale values, so sums clip in both directions.
+  let seed = 12345;
+  const rnd = (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed;
+  };
+  const randomFrame = (): Int16Array => frame(() => {
+    const r = rnd() % 10;
+    if (r === 0) return 32767;
+    if (r === 1) return -32768;
+    return (rnd() % 65536) - 32768;
+  });
+  for (const [codec, table] of [['PCMU', ULAW_ENCODE], ['PCMA', ALAW_ENCODE]] as const) {
+    for (let round = 0; round < 20; round++) {
+      const members = [randomFrame(), randomFrame(), randomFrame(), randomFrame()];
+      const total = new Int32Array(160);
+      setFrom(total, members[0]!);
+      for (let k = 1; k < members.length; k++) addInto(total, members[k]!);
+      const ref = (acc: Int32Array): number[] => {
+        const pcm = new Int16Array(160);
+        clipInto(acc, pcm);
+        const out = new Uint8Array(160);
+        encodeInto(codec, pcm, 0, 160, out, 0);
+        return Array.from(out);
+      };
+      const got = (fill: (out: Uint8Array) => void): number[] => {
+        const out = new Uint8Array(4 + 160).fill(0xaa);
+        fill(out);
+        t.equal(out[3], 0xaa, 'nothing written before the offset');
+        return Array.from(out.subarray(4));
+      };
+      const minus1 = Int32Array.from(total, (v, i) => v - members[1]![i]!);
+      t.same(got((o) => encodeMinus(total, members[1]!, table, o, 4)), ref(minus1), `${codec} encodeMinus`);
+      t.same(got((o) => encodeSum(total, table, o, 4)), ref(total), `${codec} encodeSum`);
+      const pair = Int32Array.from(members[2]!, (v, i) => v + members[3]![i]!);
+      t.same(got((o) => encodePair(members[2]!, members[3]!, table, o, 4)), ref(pair), `${codec} encodePair`);
+      t.same(got((o) => encodeFrame(members[0]!, table, o, 4)), ref(Int32Array.from(members[0]!)), `${codec} encodeFrame`);
+    }
+  }
 });
