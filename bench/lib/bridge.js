@@ -43,6 +43,13 @@ export function benchConfigInput({ callTakerPort = 5080, logLevel = 'info' } = {
 
 /** Validate the config with the bridge's own schema and write it as YAML; returns the path. */
 export function writeConfig(dir, input) {
+  // Each run its own journal and re-contact store: the defaults under /var/lib would carry the
+  // sightings of the SIPp caller number from run to run and make the runs incomparable.
+  input = {
+    ...input,
+    journal: { path: join(dir, 'journal.sqlite'), ...input.journal },
+    recontact: { path: join(dir, 'recontact.sqlite'), keyFile: join(dir, 'recontact.key'), ...input.recontact },
+  };
   const checked = validateConfig(input);
   if (!checked.ok) throw new Error(`bench config invalid:\n${formatConfigErrors('bench', checked.errors)}`);
   const path = join(dir, 'amk-bridge.bench.yaml');

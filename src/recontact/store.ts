@@ -20,8 +20,11 @@ export interface RecontactStoreOptions {
   keys: { current: RecontactKey; previous?: RecontactKey | null };
 }
 
+/** Earlier contacts are counted up to this many ("100 or more"). */
+export const RECONTACT_COUNT_CAP = 100;
+
 export interface Recontact {
-  /** Earlier contacts from the same number within the window. */
+  /** Earlier contacts from the same number within the window, at most RECONTACT_COUNT_CAP. */
   count: number;
   /** The latest of them (epoch ms). */
   lastAt: number;
@@ -50,7 +53,7 @@ export class RecontactStore {
   private readonly windowMs: number;
   private readonly current: RecontactKey;
   private readonly previous: RecontactKey | null;
-  private readonly lookup: Database.Statement<[string, string, number, number], { count: number; lastAt: number | null }>;
+  private readonly lookup: Database.Statement<[{ cur: string; prev: string; now: number; since: number }], { count: number; lastAt: number | null }>;
   private readonly insert: Database.Statement<[string, string, number, number]>;
   private readonly deleteExpired: Database.Statement<[number]>;
   private readonly deleteUnknownKeys: Database.Statement<[string, string]>;
@@ -63,9 +66,13 @@ export class RecontactStore {
     this.previous = opts.keys.previous ?? null;
     // A sighting counts while it has not expired and is within the window as configured now
     // (a shortened window applies at once, also to rows written under the longer one).
+    // The count stops at RECONTACT_COUNT_CAP: a number shared by many callers (a switchboard, a
+    // trunk without caller ids) would otherwise cost a scan of all its sightings on every call.
+    // One index range per key, newest first, each stopping at the cap (the sum is capped below).
+    const latest = (hash: string, extra = '') => `SELECT * FROM (SELECT seen_at FROM sightings
+      WHERE hash = ${hash}${extra} AND expires_at > @now AND seen_at > @since ORDER BY seen_at DESC LIMIT ${RECONTACT_COUNT_CAP})`;
     this.lookup = db.prepare(
-      `SELECT COUNT(*) AS count, MAX(seen_at) AS lastAt FROM sightings
-       WHERE hash IN (?, ?) AND expires_at > ? AND seen_at > ?`,
+      `SELECT COUNT(*) AS count, MAX(seen_at) AS lastAt FROM (${latest('@cur')} UNION ALL ${latest('@prev', ' AND @prev <> @cur')})`,
     );
     this.insert = db.prepare('INSERT INTO sightings (hash, key_id, seen_at, expires_at) VALUES (?, ?, ?, ?)');
     this.deleteExpired = db.prepare('DELETE FROM sightings WHERE expires_at <= ?');
@@ -73,10 +80,10 @@ export class RecontactStore {
     this.seenTx = db.transaction((hashes: [string, string], now: number): Recontact | null => {
       // Expired sightings go as soon as anything happens, periodic `prune` or not.
       this.deleteExpired.run(now);
-      const row = this.lookup.get(hashes[0], hashes[1], now, now - this.windowMs);
+      const row = this.lookup.get({ cur: hashes[0], prev: hashes[1], now, since: now - this.windowMs });
       this.insert.run(hashes[0], this.current.id, now, now + this.windowMs);
       if (!row || row.count === 0 || row.lastAt === null) return null;
-      return { count: row.count, lastAt: row.lastAt };
+      return { count: Math.min(row.count, RECONTACT_COUNT_CAP), lastAt: row.lastAt };
     });
   }
 

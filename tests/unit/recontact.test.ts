@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { toE164 } from '../../src/domain/e164.js';
 import { recontactHeader } from '../../src/recontact/header.js';
 import { keyId, loadRecontactKeys, type RecontactKey } from '../../src/recontact/keys.js';
-import { RecontactStore } from '../../src/recontact/store.js';
+import { RECONTACT_COUNT_CAP, RecontactStore } from '../../src/recontact/store.js';
 
 const H = 3_600_000;
 const WINDOW = 24 * H;
@@ -204,4 +204,20 @@ t.test('key files: errors name the file and the problem', async (t) => {
   err('zeros.key', /zeros\.key": key is not random/);
   err('pass.key', /pass\.key": holds text that is neither hex nor base64/);
   t.throws(() => loadRecontactKeys(join(dir, 'good.key'), join(dir, 'short.key')), { message: /short\.key": key is 16 bytes/ }, 'a bad previous key file');
+});
+
+t.test('a number seen very often: the count stops at the cap, the latest time stays exact', async (t) => {
+  const old = key();
+  const cur = key();
+  const n = '+4533112233';
+  // 150 sightings under the old key, then a rotation and 150 more under the new one.
+  const first = openStore(t, { current: old });
+  for (let i = 0; i < 150; i++) first.store.seen(n, T0 + i * 1000);
+  first.store.close();
+  const { store } = openStore(t, { current: cur, previous: old }, first.dir);
+  t.same(store.seen(n, T0 + 150_000), { count: RECONTACT_COUNT_CAP, lastAt: T0 + 149_000 }, 'old-key sightings alone reach the cap');
+  for (let i = 151; i < 300; i++) store.seen(n, T0 + i * 1000);
+  t.same(store.seen(n, T0 + 300_000), { count: RECONTACT_COUNT_CAP, lastAt: T0 + 299_000 }, 'both keys together still capped');
+  t.same(store.seen('+4533112299', T0 + 300_000), null, 'another number is unaffected');
+  t.same(store.seen('+4533112299', T0 + 301_000), { count: 1, lastAt: T0 + 300_000 });
 });
