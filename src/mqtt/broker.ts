@@ -4,6 +4,7 @@
 // and the bridge re-publishes its retained topics when it connects.
 import net from 'node:net';
 import { Aedes } from 'aedes';
+import './packet-numbers.js';
 
 export interface EmbeddedBroker {
   /** The port it listens on (the one chosen by the kernel when asked for port 0). */

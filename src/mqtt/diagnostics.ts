@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import './packet-numbers.js';
 import type { BridgeEventName, BridgeEvents, EventBus } from '../core/events.js';
 import { COMMANDS, type BridgeCommands, type CommandName, type CommandResponse, type HealthSnapshot } from './types.js';
 import { Pseudonymiser, scrub } from './pseudonym.js';
