@@ -1,38 +1,52 @@
 #!/usr/bin/env node
-// Media engine benchmark: `npm run build && node bench/media.js`.
+// Media benchmark: `npm run build && node bench/media.js`. Three parts (MEDIA_BENCH_PARTS=engine,floor,sip).
 //
-// The engine (dist/media/engine.js: its worker thread owns every socket and the 20 ms clock) runs
-// in this process. For each step, N three-party conferences are set up (3N endpoints, each
-// configured sendrecv PCMU 20 ms), and a sender child process plays the 3N phones: every 20 ms it
-// sends one 172-byte PCMU packet to every endpoint, spread over 4 slots of 5 ms, from a few
-// sockets (SENDER_SOCKETS). The engine latches to those sockets (symmetric RTP) and sends the
-// mix back to them; the sender does not read them (it stops libuv's reading through dgram
-// internals — bench-only; if that hack fails it reads and counts them, and the summary says so;
-// the kernel drops what overflows their receive buffers), so the return traffic costs it nothing. Three endpoints (conference 0) are
-// played from a separate monitor socket that does read: their streams are checked for sequence
-// continuity and arrival lateness at the receiver.
-//
-// After a 2 s warm-up, each step runs MEDIA_BENCH_S (10) seconds and reports:
-//   - ticks late by > 20 ms (%): mixer ticks that started > 20 ms after their due time;
-//   - packets sent late (%): RTP packets handed to the socket > 20 ms after their due time;
-//   - worker CPU %: the worker thread's CPU time (/proc/thread-self/stat, user+system) per
-//     wall time, and its event-loop utilisation;
-//   - per-packet cost (µs): worker CPU time / (RTP packets received + sent);
-//   - the sender's own CPU % and its slots late by > 20 ms (the sending side must not be the
-//     bottleneck: a sender that falls behind makes the step invalid, and is flagged);
-//   - at the monitor: received packets, sequence gaps, arrivals > 20 ms late.
-// Target: >= 500 conferences with < 1 % of ticks and < 1 % of packets late. Rows at or below 500
-// that miss it, and a summary whose best passing N is below 500, print TARGET MISSED. Exit 0.
+// 1. The engine alone. The engine (dist/media/engine.js: its worker thread owns every socket and
+//    the 20 ms clock) runs in this process. For each step, N three-party conferences are set up
+//    (3N endpoints, each configured sendrecv PCMU 20 ms), and the phones (bench/lib/rtp-load.js,
+//    a child process) play the 3N legs: every 20 ms one 172-byte PCMU packet to every endpoint,
+//    spread over 4 slots of 5 ms, from a few sockets (SENDER_SOCKETS). The engine latches to
+//    those sockets (symmetric RTP) and sends the mix back to them; they do not read it (the
+//    kernel drops what overflows their receive buffers), so the return traffic costs the phones
+//    nothing. Three endpoints (conference 0) are played from a separate monitor socket that does
+//    read: their streams are checked for sequence continuity and arrival lateness at the
+//    receiver. The phones are a small C program (one sendmmsg per socket and slot) built with cc
+//    on first use, so that on a 2-core machine they leave the engine its core; without a C
+//    compiler (or with RTP_LOAD=node) they are a Node process — same traffic, same checks, more
+//    CPU; the table says which ran.
+//    After a 2 s warm-up, each step runs MEDIA_BENCH_S (10) seconds and reports:
+//      - ticks late by > 20 ms (%): mixer ticks that started > 20 ms after their due time;
+//      - packets sent late (%): RTP packets handed to the socket > 20 ms after their due time;
+//      - worker CPU %: the worker thread's CPU time (/proc/thread-self/stat, user+system) per
+//        wall time, and its event-loop utilisation;
+//      - per-packet cost (µs): worker CPU time / (RTP packets received + sent);
+//      - the phones' own CPU % and their slots late by > 20 ms (the sending side must not be the
+//        bottleneck: phones that fall behind make the step invalid, and it is flagged);
+//      - at the monitor: received packets, sequence gaps, arrivals > 20 ms late.
+//    Target: >= 500 conferences with < 1 % of ticks and < 1 % of packets late. Rows at or below
+//    500 that miss it, and a summary whose best passing N is below 500, print TARGET MISSED.
+// 2. The floor (bench/lib/dgram-floor.js): the same sockets and traffic in a worker that only
+//    receives and sends (one Buffer and one send() per packet, no jitter buffer, no mixing), for
+//    FLOOR_N (250,500) conferences: the part of the per-packet cost that is Node's and the
+//    kernel's, next to the budget (one core / packets per second at 500 conferences).
+// 3. SIP call-setup latency while the daemon's own media worker carries SIP_MEDIA_CONFS (0 as a
+//    control, then 200) three-party conferences: see bench/lib/sip-under-media.js. Needs SIPp and
+//    tcpdump (skipped, and said so, without them).
+// Exit 0 whatever the figures.
 //
 // Env: MEDIA_BENCH_N=100,250,500,750  MEDIA_BENCH_S=10  SENDER_SOCKETS=4  MEDIA_BENCH_PORT=20000
-// (first port of the engine's range). Results also go to bench/media-results.json.
-import { fork } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+// (first port of the engine's range)  FLOOR_N=250,500  SIP_MEDIA_CONFS=0,200  RTP_LOAD=c|node
+// BENCH_KEEP=1 (keep the SIP part's temporary directories). Results also go to
+// bench/media-results.json.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
+import { sourceInfo } from './lib/about.js';
+import { installExitHooks, stopAll } from './lib/procs.js';
+import { startRtpLoad } from './lib/rtp-load.js';
+import { runSipUnderMedia, sipUnderMediaMissing, sipUnderMediaReport } from './lib/sip-under-media.js';
+import { startFloor } from './lib/dgram-floor.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TARGET_CONFS = 500;
@@ -40,173 +54,7 @@ const TARGET_LATE_PCT = 1;
 const MISSED = 'TARGET MISSED';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-if (process.argv[2] === '--sender') runSender();
-else await main();
-
-// ---------------------------------------------------------------------------------------------
-// Sender child: plays every phone.
-
-function syncLookup(address, _family, cb) {
-  cb(null, address, 4);
-}
-
-/** Stops libuv reading a bound dgram socket (bench-only hack; null when the internals differ). */
-function stopReading(sock) {
-  for (const sym of Object.getOwnPropertySymbols(sock)) {
-    const handle = sock[sym]?.handle;
-    if (handle && typeof handle.recvStop === 'function') {
-      handle.recvStop();
-      return true;
-    }
-  }
-  return false;
-}
-
-function bindSock(reading) {
-  return new Promise((resolve, reject) => {
-    const s = createSocket({ type: 'udp4', lookup: syncLookup });
-    s.once('error', reject);
-    s.bind({ address: '127.0.0.1', port: 0 }, () => {
-      s.off('error', reject);
-      s.on('error', () => {});
-      let readingStopped = false;
-      if (!reading) readingStopped = stopReading(s);
-      if (!reading && !readingStopped) s.on('message', () => { returned++; });
-      resolve(s);
-    });
-  });
-}
-
-let returned = 0;
-
-function runSender() {
-  const SLOTS = 4;
-  const SLOT_MS = 20 / SLOTS;
-  let socks = [];
-  let monitor = null;
-  let targets = []; // { port, sock, buf, seq, ts }
-  let running = false;
-  let t0 = 0;
-  let slot = 0;
-  const c = { slots: 0, slotsLate: 0, maxLate: 0, sent: 0, sendErrors: 0, cpu: process.cpuUsage(), since: performance.now() };
-  const mon = new Map(); // ssrc -> { lastSeq, firstAt, firstTs, received, gaps, late, maxLate }
-  // 1 kHz PCMU, exactly 20 cycles in 160 samples: the same payload every packet.
-  const payload = Buffer.alloc(160);
-  for (let i = 0; i < 160; i++) payload[i] = ulaw(Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 8000)));
-
-  function resetCounters() {
-    c.slots = 0; c.slotsLate = 0; c.maxLate = 0; c.sent = 0; c.sendErrors = 0; c.cpu = process.cpuUsage(); c.since = performance.now();
-    for (const m of mon.values()) { m.received = 0; m.gaps = 0; m.late = 0; m.maxLate = 0; }
-  }
-
-  function onMonitor(msg) {
-    if (msg.length < 12 || (msg[1] >= 192 && msg[1] <= 223)) return;
-    const now = performance.now();
-    const seq = msg.readUInt16BE(2);
-    const ts = msg.readUInt32BE(4);
-    const ssrc = msg.readUInt32BE(8);
-    let m = mon.get(ssrc);
-    if (!m) {
-      m = { lastSeq: seq, firstAt: now, firstTs: ts, received: 0, gaps: 0, late: 0, maxLate: 0 };
-      mon.set(ssrc, m);
-    } else if (((seq - m.lastSeq) & 0xffff) !== 1) m.gaps++;
-    m.lastSeq = seq;
-    m.received++;
-    // Expected arrival from the timestamp; the earliest arrival so far defines the baseline.
-    let late = now - (m.firstAt + ((ts - m.firstTs) >>> 0) / 8);
-    if (late < 0) { m.firstAt += late; late = 0; }
-    if (late > 20) m.late++;
-    if (late > m.maxLate) m.maxLate = late;
-  }
-
-  function tick() {
-    if (!running) return;
-    const due = t0 + slot * SLOT_MS;
-    const now = performance.now();
-    const late = now - due;
-    c.slots++;
-    if (late > 20) c.slotsLate++;
-    if (late > c.maxLate) c.maxLate = late;
-    const k = slot % SLOTS;
-    for (let i = k; i < targets.length; i += SLOTS) {
-      const tg = targets[i];
-      const b = tg.buf;
-      b[2] = tg.seq >> 8; b[3] = tg.seq & 0xff;
-      b.writeUInt32BE(tg.ts >>> 0, 4);
-      tg.sock.send(b, tg.port, '127.0.0.1');
-      tg.seq = (tg.seq + 1) & 0xffff;
-      tg.ts = (tg.ts + 160) >>> 0;
-      c.sent++;
-    }
-    slot++;
-    const delay = t0 + slot * SLOT_MS - performance.now();
-    if (delay >= 1) setTimeout(tick, delay);
-    else setImmediate(tick);
-  }
-
-  process.on('message', async (msg) => {
-    if (msg.cmd === 'open') {
-      socks = await Promise.all(Array.from({ length: msg.sockets }, () => bindSock(false)));
-      monitor = await bindSock(true);
-      monitor.on('message', onMonitor);
-      process.send({ cmd: 'open', ports: socks.map((s) => s.address().port), monitorPort: monitor.address().port, readingStopped: returned === 0 });
-    } else if (msg.cmd === 'targets') {
-      targets = msg.targets.map((tg, i) => {
-        const buf = Buffer.alloc(172);
-        buf[0] = 0x80; buf[1] = 0;
-        buf.writeUInt32BE((0x10000000 + i) >>> 0, 8);
-        payload.copy(buf, 12);
-        return { port: tg.port, sock: tg.monitor ? monitor : socks[tg.sock], buf, seq: i & 0xffff, ts: i * 1000 };
-      });
-      process.send({ cmd: 'targets' });
-    } else if (msg.cmd === 'go') {
-      running = true;
-      t0 = performance.now();
-      slot = 0;
-      tick();
-      process.send({ cmd: 'go' });
-    } else if (msg.cmd === 'reset') {
-      resetCounters();
-      process.send({ cmd: 'reset' });
-    } else if (msg.cmd === 'report') {
-      const cpu = process.cpuUsage(c.cpu);
-      const elapsed = performance.now() - c.since;
-      const m = [...mon.values()];
-      process.send({
-        cmd: 'report',
-        elapsedMs: elapsed,
-        sent: c.sent,
-        slots: c.slots,
-        slotsLate: c.slotsLate,
-        maxSlotLateMs: c.maxLate,
-        cpuPct: ((cpu.user + cpu.system) / 1000 / elapsed) * 100,
-        returnedRead: returned,
-        monitor: {
-          streams: m.length,
-          received: m.reduce((n, x) => n + x.received, 0),
-          gaps: m.reduce((n, x) => n + x.gaps, 0),
-          lateArrivals: m.reduce((n, x) => n + x.late, 0),
-          maxArrivalLateMs: m.reduce((n, x) => Math.max(n, x.maxLate), 0),
-        },
-      });
-    } else if (msg.cmd === 'stop') {
-      running = false;
-      for (const s of socks) s.close();
-      monitor?.close();
-      process.exit(0);
-    }
-  });
-}
-
-/** G.711 µ-law encode (bias 0x84, clip 32635). */
-function ulaw(sample) {
-  const sign = sample < 0 ? 0x80 : 0;
-  let s = Math.min(Math.abs(sample), 32635) + 0x84;
-  let exp = 7;
-  for (let mask = 0x4000; (s & mask) === 0 && exp > 0; mask >>= 1) exp--;
-  const mant = (s >> (exp + 3)) & 0x0f;
-  return ~(sign | (exp << 4) | mant) & 0xff;
-}
+await main();
 
 // ---------------------------------------------------------------------------------------------
 // Main: the engine and the steps.
@@ -218,26 +66,6 @@ function within(p, ms, what) {
     .finally(() => clearTimeout(timer));
 }
 
-function ask(child, msg, ms = 30_000) {
-  return within(askRaw(child, msg), ms, `sender ${msg.cmd}`);
-}
-
-function askRaw(child, msg) {
-  return new Promise((resolve, reject) => {
-    const onMsg = (m) => {
-      if (m.cmd === msg.cmd) {
-        child.off('message', onMsg);
-        child.off('exit', onExit);
-        resolve(m);
-      }
-    };
-    const onExit = (code) => reject(new Error(`sender exited (${code})`));
-    child.on('message', onMsg);
-    child.once('exit', onExit);
-    child.send(msg);
-  });
-}
-
 async function runStep(MediaEngine, n, seconds, sockets, portBase) {
   const endpoints = 3 * n;
   const engine = await MediaEngine.start({
@@ -245,9 +73,10 @@ async function runStep(MediaEngine, n, seconds, sockets, portBase) {
   });
   const errors = [];
   engine.on('error', (e) => errors.push(e.message));
-  const sender = fork(fileURLToPath(import.meta.url), ['--sender'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const sender = startRtpLoad();
+  const ask = (msg) => sender.ask(msg);
   try {
-    const open = await ask(sender, { cmd: 'open', sockets });
+    const open = await ask({ cmd: 'open', sockets });
     const eps = [];
     for (let i = 0; i < endpoints; i++) eps.push(await engine.allocate());
     const targets = eps.map((ep, i) => ({ port: ep.port, sock: i % sockets, monitor: i < 3 }));
@@ -259,22 +88,22 @@ async function runStep(MediaEngine, n, seconds, sockets, portBase) {
       });
     });
     for (let c = 0; c < n; c++) engine.setConference(`conf${c}`, [eps[3 * c].id, eps[3 * c + 1].id, eps[3 * c + 2].id]);
-    await ask(sender, { cmd: 'targets', targets });
-    await ask(sender, { cmd: 'go' });
+    await ask({ cmd: 'targets', targets });
+    await ask({ cmd: 'go' });
     await sleep(2000);
     await within(engine.engineStats(true), 30_000, 'engine stats');
-    await ask(sender, { cmd: 'reset' });
+    await ask({ cmd: 'reset' });
     const taskBefore = threadTimes();
     const loadBefore = loadavg()[0];
     await sleep(seconds * 1000);
     const loadAfter = loadavg()[0];
     const s = await within(engine.engineStats(true), 30_000, 'engine stats');
-    const snd = await ask(sender, { cmd: 'report' });
+    const snd = await ask({ cmd: 'report' });
     const taskAfter = threadTimes();
     const epStats = await within(engine.stats(), 30_000, 'endpoint stats');
     const latched = epStats.filter((x) => x.latchedTo !== null).length;
     const procThreads = diffThreads(taskBefore, taskAfter, s.elapsedMs);
-    sender.send({ cmd: 'stop' });
+    await sender.stop();
     await engine.stop();
     const rtpPackets = s.packetsIn + s.packetsOut;
     const cpuMs = s.cpuMs ?? s.utilisation * s.elapsedMs;
@@ -302,6 +131,8 @@ async function runStep(MediaEngine, n, seconds, sockets, portBase) {
       unknownPayload: s.unknownPayload,
       processThreads: procThreads,
       sender: {
+        kind: sender.kind,
+        fallbackReason: sender.why,
         cpuPct: snd.cpuPct,
         sentPerS: snd.sent / (snd.elapsedMs / 1000),
         slotsLatePct: (100 * snd.slotsLate) / Math.max(1, snd.slots),
@@ -313,7 +144,7 @@ async function runStep(MediaEngine, n, seconds, sockets, portBase) {
       errors: errors.slice(0, 5),
     };
   } catch (err) {
-    try { sender.kill('SIGKILL'); } catch { /* gone */ }
+    await sender.stop();
     try { await engine.stop(); } catch { /* gone */ }
     throw err;
   }
@@ -363,11 +194,61 @@ async function main() {
     console.error(`cannot load ../dist/media/engine.js (run npm run build first): ${err.message}`);
     process.exit(0);
   }
+  installExitHooks();
+  const parts = new Set((process.env.MEDIA_BENCH_PARTS ?? 'engine,floor,sip').split(','));
+  const floorSteps = (process.env.FLOOR_N ?? '250,500').split(',').map(Number).filter((x) => x > 0);
   const steps = (process.env.MEDIA_BENCH_N ?? '100,250,500,750').split(',').map(Number).filter((x) => x > 0);
   const seconds = Number(process.env.MEDIA_BENCH_S ?? 10) || 10;
   const sockets = Number(process.env.SENDER_SOCKETS ?? 4) || 4;
   const portBase = Number(process.env.MEDIA_BENCH_PORT ?? 20000) || 20000;
-  console.log(`# media engine benchmark: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, ${seconds} s per step, ${sockets} sender sockets`);
+  const sipCounts = (process.env.SIP_MEDIA_CONFS ?? '0,200').split(',').map(Number).filter((x) => x >= 0);
+  const out = { at: new Date().toISOString(), source: sourceInfo(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, seconds, results: [], best: null, floor: null, sipUnderMedia: null };
+  const save = () => {
+    try {
+      writeFileSync(join(HERE, 'media-results.json'), JSON.stringify(out, null, 2) + '\n');
+    } catch { /* read-only checkout */ }
+  };
+  console.log(`# media benchmark: commit ${out.source.commit ?? '?'}${out.source.srcUncommittedChanges ? ' + uncommitted changes in src/' : ''}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  if (parts.has('engine')) {
+    console.log(`# 1. the engine alone: ${seconds} s per step, ${sockets} phone sockets`);
+    out.results = await engineSteps(MediaEngine, steps, seconds, sockets, portBase);
+    out.best = reportEngine(out.results);
+    save();
+  }
+  if (parts.has('floor')) {
+    console.log('');
+    console.log(`# 2. the floor: Node's UDP sockets alone with the same traffic (receive, send one packet per socket per 20 ms; no jitter buffer, no mixing), ${seconds} s per step`);
+    out.floor = [];
+    for (const n of floorSteps) {
+      try {
+        out.floor.push(await floorStep(n, seconds, sockets, portBase));
+      } catch (err) {
+        console.log(`# floor ${n}: ERROR ${err.stack ?? err}`);
+        out.floor.push({ conferences: n, error: String(err.message ?? err) });
+      }
+      await sleep(500);
+    }
+    reportFloor(out.floor, out.results);
+    save();
+  }
+  if (parts.has('sip')) {
+    console.log('');
+    const missing = sipUnderMediaMissing();
+    if (missing) {
+      console.log(`3. SIP latency under media: skipped: ${missing}`);
+      out.sipUnderMedia = { skipped: missing };
+    } else {
+      out.sipUnderMedia = await runSipUnderMedia(sipCounts, (s) => console.log(`# ${s}`));
+      console.log('');
+      for (const [i, l] of sipUnderMediaReport(out.sipUnderMedia, MISSED).entries()) console.log(i === 0 ? `3. ${l}` : l);
+    }
+    save();
+  }
+  await stopAll(1500);
+  process.exit(0);
+}
+
+async function engineSteps(MediaEngine, steps, seconds, sockets, portBase) {
   const results = [];
   for (const n of steps) {
     process.stdout.write(`# ${n} conferences (${3 * n} endpoints)…\n`);
@@ -380,8 +261,12 @@ async function main() {
     }
     await sleep(500);
   }
+  return results;
+}
 
-  const header = ['confs', 'endpts', 'pkts in/s', 'pkts out/s', 'ticks late>20ms', 'max tick late', 'pkts sent late', 'worker CPU', 'µs/packet', 'sender CPU', 'sender late', 'monitor late/gaps', ''];
+/** Prints the engine table; returns the best passing conference count. */
+function reportEngine(results) {
+  const header = ['confs', 'endpts', 'pkts in/s', 'pkts out/s', 'ticks late>20ms', 'max tick late', 'pkts sent late', 'worker CPU', 'µs/packet', 'phones CPU', 'phones late', 'monitor late/gaps', ''];
   const rows = results.map((r) => {
     if (r.error) return [String(r.conferences), '', '', '', '', '', '', '', '', '', '', '', `ERROR ${r.error}`];
     const late = r.ticksLatePct >= TARGET_LATE_PCT || r.packetsOutLatePct >= TARGET_LATE_PCT;
@@ -395,7 +280,7 @@ async function main() {
       String(r.conferences), String(r.endpoints), fmt(r.packetsInPerS, 0), fmt(r.packetsOutPerS, 0),
       `${fmt(r.ticksLatePct, 2)} %`, `${fmt(r.maxTickLateMs)} ms`, `${fmt(r.packetsOutLatePct, 2)} %`,
       `${fmt(r.workerCpuPct)} % (sys ${fmt(r.workerSysPct)} %, elu ${fmt(r.workerUtilisationPct)} %)`, fmt(r.perPacketUs, 2),
-      `${fmt(r.sender.cpuPct)} %`, `${fmt(r.sender.slotsLatePct, 2)} %`,
+      `${r.sender.kind} ${fmt(r.sender.cpuPct)} %`, `${fmt(r.sender.slotsLatePct, 2)} %`,
       `${r.monitor.lateArrivals}/${r.monitor.gaps} of ${r.monitor.received}`, notes.join('; '),
     ];
   });
@@ -408,10 +293,61 @@ async function main() {
   console.log(`best: ${best} three-party conferences with < ${TARGET_LATE_PCT} % late (target >= ${TARGET_CONFS})${best >= TARGET_CONFS ? '' : `  ${MISSED}`}`);
   for (const r of results) {
     if (r.error) continue;
-    console.log(`# ${r.conferences}: tick work mean ${fmt(r.meanTickWorkMs, 2)} ms max ${fmt(r.maxTickWorkMs)} ms; mean tick lateness ${fmt(r.meanTickLateMs, 2)} ms; skipped ${r.ticksSkipped}; latched ${r.latched}/${r.endpoints}; sender ${fmt(r.sender.sentPerS, 0)} pkt/s, max slot late ${fmt(r.sender.maxSlotLateMs)} ms${r.sender.readingReturnTraffic ? ' (sender had to read the return traffic)' : ''}; monitor max arrival late ${fmt(r.monitor.maxArrivalLateMs)} ms; load average ${fmt(r.loadAvg[0], 2)} → ${fmt(r.loadAvg[1], 2)}; busiest threads ${r.processThreads.map((x) => `${x.name}:${x.cpuPct}%`).join(' ')}${r.errors.length ? `; errors: ${r.errors.join(' | ')}` : ''}`);
+    console.log(`# ${r.conferences}: tick work mean ${fmt(r.meanTickWorkMs, 2)} ms max ${fmt(r.maxTickWorkMs)} ms; mean tick lateness ${fmt(r.meanTickLateMs, 2)} ms; skipped ${r.ticksSkipped}; latched ${r.latched}/${r.endpoints}; phones (${r.sender.kind}${r.sender.fallbackReason ? `: ${r.sender.fallbackReason}` : ''}) ${fmt(r.sender.sentPerS, 0)} pkt/s, max slot late ${fmt(r.sender.maxSlotLateMs)} ms${r.sender.readingReturnTraffic ? ' (they had to read the return traffic)' : ''}; monitor max arrival late ${fmt(r.monitor.maxArrivalLateMs)} ms; load average ${fmt(r.loadAvg[0], 2)} → ${fmt(r.loadAvg[1], 2)}; busiest threads ${r.processThreads.map((x) => `${x.name}:${x.cpuPct}%`).join(' ')}${r.errors.length ? `; errors: ${r.errors.join(' | ')}` : ''}`);
   }
+  return best;
+}
+
+/** One floor step: N conferences' worth of sockets and traffic through bench/lib/dgram-floor.js. */
+async function floorStep(n, seconds, sockets, portBase) {
+  const endpoints = 3 * n;
+  const floor = await startFloor({ endpoints, portMin: portBase });
+  const sender = startRtpLoad();
   try {
-    writeFileSync(join(HERE, 'media-results.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: cpus().length, seconds, results, best }, null, 2) + '\n');
-  } catch { /* read-only checkout */ }
-  process.exit(0);
+    const open = await sender.ask({ cmd: 'open', sockets });
+    await sender.ask({ cmd: 'targets', targets: floor.ports.map((port, i) => ({ port, sock: i % sockets, monitor: i < 3 })) });
+    await sender.ask({ cmd: 'go' });
+    void open;
+    await sleep(2000);
+    await floor.stats();
+    await sender.ask({ cmd: 'reset' });
+    await sleep(seconds * 1000);
+    const s = await floor.stats();
+    const snd = await sender.ask({ cmd: 'report' });
+    const packets = s.packetsIn + s.packetsOut;
+    return {
+      conferences: n, endpoints, seconds: s.elapsedMs / 1000,
+      packetsInPerS: s.packetsIn / (s.elapsedMs / 1000), packetsOutPerS: s.packetsOut / (s.elapsedMs / 1000), expectedPerS: endpoints * 50,
+      cpuPct: s.cpuMs === null ? null : (100 * s.cpuMs) / s.elapsedMs,
+      sysPct: s.cpuSysMs === null ? null : (100 * s.cpuSysMs) / s.elapsedMs,
+      perPacketUs: s.cpuMs === null ? null : (s.cpuMs * 1000) / Math.max(1, packets),
+      sysPerPacketUs: s.cpuSysMs === null ? null : (s.cpuSysMs * 1000) / Math.max(1, packets),
+      sender: { kind: sender.kind, cpuPct: snd.cpuPct, slotsLatePct: (100 * snd.slotsLate) / Math.max(1, snd.slots) },
+      loadAvg: loadavg()[0],
+    };
+  } finally {
+    await sender.stop();
+    await floor.stop();
+  }
+}
+
+function reportFloor(floor, engine) {
+  const header = ['confs', 'pkts in/s', 'pkts out/s', 'floor CPU', 'µs/packet (sys)', 'engine µs/packet', 'phones', ''];
+  const rows = floor.map((r) => {
+    if (r.error) return [String(r.conferences), '', '', '', '', '', '', `ERROR ${r.error}`];
+    const e = engine.find((x) => !x.error && x.conferences === r.conferences);
+    const notes = [];
+    if (r.packetsInPerS < 0.95 * r.expectedPerS) notes.push('received < 95 % of what was sent');
+    if (r.sender.slotsLatePct >= TARGET_LATE_PCT) notes.push('phones fell behind');
+    return [
+      String(r.conferences), fmt(r.packetsInPerS, 0), fmt(r.packetsOutPerS, 0), `${fmt(r.cpuPct)} %`,
+      `${fmt(r.perPacketUs, 2)} (${fmt(r.sysPerPacketUs, 2)})`, e ? fmt(e.perPacketUs, 2) : '-', `${r.sender.kind} ${fmt(r.sender.cpuPct)} %`, notes.join('; '),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  console.log(line(header));
+  for (const r of rows) console.log(line(r));
+  const budget = 1e6 / (TARGET_CONFS * 3 * 50 * 2);
+  console.log(`# budget for ${TARGET_CONFS} conferences on one core: ${fmt(budget, 2)} µs per packet (in + out) all-in; the floor is what Node and the kernel take before any media work.`);
 }

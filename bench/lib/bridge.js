@@ -126,13 +126,13 @@ export async function startDaemonTimed(configPath, { timeoutMs = 10_000 } = {}) 
  * bench's event loop while it runs) and wait until it is ready: its "amk-bridge listening" line
  * in that file, or, when its log level hides info lines, its UDP socket and listening TCP socket
  * showing up among its file descriptors. `nodeArgs` go before the script (for example
- * --cpu-prof). Resolves to { child, udpPort, logPath }.
+ * --cpu-prof); `env` is added to the daemon's environment. Resolves to { child, udpPort, logPath }.
  */
-export async function startDaemon(configPath, dir, { nodeArgs = [], timeoutMs = 10_000, name = 'daemon', logsInfo = true } = {}) {
+export async function startDaemon(configPath, dir, { nodeArgs = [], timeoutMs = 10_000, name = 'daemon', logsInfo = true, env = {} } = {}) {
   const logPath = join(dir, `${name}.log`);
   const fd = openSync(logPath, 'w');
   const child = spawnTracked('amk-bridge', process.execPath, [...nodeArgs, CLI, 'run', '--config', configPath], {
-    cwd: ROOT, env: { ...process.env, LOG_FORMAT: 'json' }, stdio: ['ignore', fd, fd],
+    cwd: ROOT, env: { ...process.env, ...env, LOG_FORMAT: 'json' }, stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
   let exited = false;
