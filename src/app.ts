@@ -25,7 +25,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/broker.js';
 import { MqttDiagnostics } from './mqtt/diagnostics.js';
 import { EventLoopMonitor, Counters } from './mqtt/health.js';
 import type { HealthSnapshot } from './mqtt/types.js';
-import { startMetrics, type MetricsServer } from './metrics/metrics.js';
+import type { MetricsServer } from './metrics/metrics.js';
 import { bridgeCommands } from './commands.js';
 import { redactSecrets } from './config/secrets.js';
 import { configJsonSchema } from './config/json-schema.js';
@@ -306,6 +306,8 @@ export async function startBridge(config: Config, opts: StartOptions): Promise<B
   let metrics: MetricsServer | null = null;
   if (config.metrics.enabled) {
     try {
+      // Loaded only when enabled: prom-client and its default collectors cost memory and start time.
+      const { startMetrics } = await import('./metrics/metrics.js');
       metrics = await startMetrics(config.metrics, bus, {
         activeCalls: () => b2bua.activeCalls,
         backlog: () => health().outbox,
