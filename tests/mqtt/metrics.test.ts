@@ -7,6 +7,7 @@ import { Journal } from '../../src/journal/journal.js';
 import { STATS_WINDOW_MS, startMetrics } from '../../src/metrics/metrics.js';
 import { messageCommit, requestStart, tempDir } from '../journal/fixtures/process.js';
 import { freePort } from '../helpers/ports.js';
+import { startTestBridge } from '../helpers/bridge.js';
 
 function get(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -189,4 +190,19 @@ t.test('statistics gauges: the last 24 h from a real journal, per home region an
   // A second scrape within the minute reuses the computation.
   await get(m.port, '/metrics');
   t.equal(computed, 1, 'computed once for two scrapes');
+});
+
+t.test('the bridge serves /metrics when metrics are enabled, with the statistics gauges', async (t) => {
+  const { bridge } = await startTestBridge(t, { metrics: { enabled: true, host: '127.0.0.1', port: 0 } });
+  t.ok(bridge.metricsPort && bridge.metricsPort > 0, 'listening');
+  const r = await get(bridge.metricsPort!, '/metrics');
+  t.equal(r.status, 200);
+  t.equal(sample(r.body, 'amk_stats_lost_requests{region="total"}'), 0, 'statistics from the journal');
+  t.equal(sample(r.body, 'amk_stats_calls_seen{region="total"}'), 0);
+  t.equal(sample(r.body, 'amk_active_calls'), 0);
+});
+
+t.test('metrics disabled (the default): no listener', async (t) => {
+  const { bridge } = await startTestBridge(t);
+  t.equal(bridge.metricsPort, null);
 });
