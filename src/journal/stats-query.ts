@@ -40,6 +40,8 @@ export const STATS_SLACK_MS = 6 * 3_600_000;
 /** Attempt outcomes with a one-digit code in the request records; others travel by name. */
 const OUTCOMES = ['answered', 'busy', 'no-answer', 'rejected', 'unreachable', 'cancelled', 'citizen-hangup', 'open'] as const;
 const N_OUTCOMES = OUTCOMES.length;
+/** Their codes in the order of their names. */
+const OUTCOMES_SORTED = OUTCOMES.map((_, i) => i).sort((x, y) => ((OUTCOMES[x] as string) < (OUTCOMES[y] as string) ? -1 : 1));
 const OPEN = OUTCOMES.indexOf('open');
 
 /** Request classes in the records, as computeStats tells requests apart. */
@@ -98,27 +100,32 @@ class Counts {
   /** RegionStats of index i, shaped exactly as computeStats shapes them. */
   stats(i: number): RegionStats {
     const k = this.n;
-    const byOutcome: Record<string, number> = {};
+    // By outcome, keys in sorted order (as computeStats' sortedRecord).
+    let byOutcome: Record<string, number> = {};
     let attempts = k.otherAttempts[i] as number;
-    for (let o = 0; o < N_OUTCOMES; o++) {
+    for (const o of OUTCOMES_SORTED) {
       const count = this.outcomes[i * N_OUTCOMES + o] as number;
       if (count > 0) byOutcome[OUTCOMES[o] as string] = count;
       attempts += count;
     }
     const others = this.others.get(i);
-    if (others) for (const name of Object.keys(others)) byOutcome[name] = others[name] as number;
+    if (others) {
+      for (const name of Object.keys(others)) byOutcome[name] = others[name] as number;
+      byOutcome = sortedRecord(byOutcome);
+    }
+    const pairs = this.pairs.get(i);
     const callsSeen = k.callsSeen[i] as number;
     const requests = k.requests[i] as number;
     const noContact = k.noContact[i] as number;
     return {
       callsSeen,
       requests,
-      attempts: { total: attempts, byOutcome: sortedRecord(byOutcome) },
+      attempts: { total: attempts, byOutcome },
       answered: { attempt1: k.attempt1[i] as number, attempt2: k.attempt2[i] as number, buffer: k.buffer[i] as number, overflow: k.overflow[i] as number },
       noContactMessages: noContact,
       noContactShareOfCalls: callsSeen === 0 ? null : noContact / callsSeen,
       noContactShareOfRequests: requests === 0 ? null : noContact / requests,
-      overflowContacts: sortedRecord(this.pairs.get(i) ?? {}),
+      overflowContacts: pairs ? sortedRecord(pairs) : {},
       answerTimeMs: this.answerMs[i] ?? { median: null, p90: null },
       timeToContactMs: this.contactMs[i] ?? { median: null, p90: null },
       aborts: k.aborts[i] as number,
