@@ -77,7 +77,10 @@ try {
   })();
   db.close();
   const fillMs = performance.now() - fillStart;
-  if (process.env.STATS_BENCH_FILL_ONLY) process.exit(0);
+  if (process.env.STATS_BENCH_FILL_ONLY) {
+    rmSync(dir, { recursive: true, force: true }); // process.exit skips the finally below
+    process.exit(0);
+  }
 
   const journal = Journal.open(file, { create: false });
   const results = {
