@@ -25,9 +25,10 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { benchConfigInput, CLI, ROOT, startDaemon, stopDaemon, tempDir, writeConfig, liveDirs } from './bridge.js';
 import { pairAcrossBridge, readPcap, stats } from './pcap.js';
-import { cpuSeconds, freeUdpPorts, sleep, spawnTracked, stopChild, udpSocketDrops, waitFor, which } from './procs.js';
+import { cpuSeconds, freeUdpPorts, sleep, spawnTracked, stopChild, systemCpu, udpSocketDrops, waitFor, which } from './procs.js';
 import { SIPP_BIN, readStatRows, sippListening, startSipp, summariseUac, summariseUas } from './sipp.js';
 import { startRtpLoad } from './rtp-load.js';
+import { cpus } from 'node:os';
 
 const BENCH_DIR = join(ROOT, 'bench');
 const PRELOAD = pathToFileURL(join(ROOT, 'bench', 'lib', 'media-preload.js')).href;
@@ -187,9 +188,19 @@ async function runStep(conferences, progress) {
     });
     started.push(uac.child);
     let maxDrops = 0;
-    const sampler = setInterval(() => { maxDrops = Math.max(maxDrops, udpSocketDrops([daemon.udpPort])[daemon.udpPort] ?? 0); }, 250);
+    // CPU of the rig (SIPp, tcpdump) and of the whole machine over the same window; the UAC's
+    // /proc entry is gone once it exits, so it is sampled while it runs.
+    const rigPids = { uac: uac.child.pid, uas: uas.child.pid, tcpdump: capture.child.pid };
+    const rig0 = Object.fromEntries(Object.entries(rigPids).map(([k, p]) => [k, cpuSeconds(p)]));
+    const rigLast = { ...rig0 };
+    const sys0 = systemCpu();
+    const sampler = setInterval(() => {
+      maxDrops = Math.max(maxDrops, udpSocketDrops([daemon.udpPort])[daemon.udpPort] ?? 0);
+      for (const [k, p] of Object.entries(rigPids)) rigLast[k] = cpuSeconds(p) ?? rigLast[k];
+    }, 250);
     await uac.done;
     clearInterval(sampler);
+    const sys1 = systemCpu();
     const toUs = hrUs();
     const wallS = (performance.now() - t0) / 1000;
     const threads1 = threadTicks(pid);
@@ -200,6 +211,9 @@ async function runStep(conferences, progress) {
     const main1 = threads1.get(String(pid));
     out.mainThreadCpuPct = main0 !== undefined && main1 !== undefined ? ((main1 - main0) * 10 * 100) / (wallS * 1000) : null;
     out.bridgeSocketDrops = maxDrops;
+    out.rigCpuPct = Object.fromEntries(Object.keys(rigPids).map((k) => [k, rig0[k] !== null && rigLast[k] !== null ? (100 * (rigLast[k] - rig0[k])) / wallS : null]));
+    // Busy share of all CPUs (100 % = every core busy), and of how many cores.
+    out.machine = sys0 && sys1 ? { busyPctOfAll: (100 * (sys1.busy - sys0.busy)) / Math.max(1e-9, sys1.total - sys0.total), cores: cpus().length } : null;
     if (phones) out.phoneReport = await phones.ask({ cmd: 'report' });
 
     await Promise.race([uas.done, sleep(3000)]);
@@ -312,7 +326,8 @@ export function sipUnderMediaReport(r, MISSED) {
     const gc = Object.entries(s.daemonGc).map(([k, g]) => `${g.count} × ${k} (max ${fmt(g.maxMs)} ms)`).join(', ') || 'none logged';
     const mon = s.phoneReport?.monitor;
     lines.push(`  # ${s.conferences}: pairs >= 1 ms INVITE ${s.latency.over1ms.invite}, 200 ${s.latency.over1ms.ok}; >= 5 ms INVITE ${s.latency.over5ms.invite}, 200 ${s.latency.over5ms.ok}; `
-      + `daemon CPU ${fmt(s.daemonCpuPct)} % (all threads); UAS retransmissions ${s.uas?.retransmissions ?? '-'}; SIP socket drops ${s.bridgeSocketDrops}; `
+      + `daemon CPU ${fmt(s.daemonCpuPct)} % (all threads), SIPp UAC ${fmt(s.rigCpuPct?.uac)} %, UAS ${fmt(s.rigCpuPct?.uas)} %, tcpdump ${fmt(s.rigCpuPct?.tcpdump)} %, `
+      + `machine busy ${fmt(s.machine?.busyPctOfAll)} % of ${s.machine?.cores ?? '?'} cores; UAS retransmissions ${s.uas?.retransmissions ?? '-'}; SIP socket drops ${s.bridgeSocketDrops}; `
       + `${s.media ? `media max tick late ${fmt(s.media.maxTickLateMs)} ms, skipped ${s.media.ticksSkipped}, ${s.media.endpoints} endpoints; ` : ''}`
       + `${mon ? `monitor ${mon.lateArrivals}/${mon.gaps} late/gaps of ${mon.received}; ` : ''}`
       + `${s.phones?.fallbackReason ? `phones in Node (${s.phones.fallbackReason}); ` : ''}daemon GC ${gc}`);

@@ -35,8 +35,10 @@ export class MediaAdapter implements MediaPort {
     private readonly bus: EventBus,
     private readonly log: Log,
   ) {
-    // Enough for a burst of two new calls (citizen + call taker legs each) without waiting.
-    this.spares = new SpareEndpoints(engine, 4);
+    // A call's SDP answer takes a spare endpoint instead of waiting for the worker to bind one.
+    // 16 cover a burst of 8 new calls (citizen + call taker legs each), or 80 ms of 100 calls/s
+    // while the worker is busy or briefly not scheduled.
+    this.spares = new SpareEndpoints(engine, 16);
     engine.on('event', (e: MediaEvent) => this.onEvent(e));
     engine.on('error', (err: Error) => log.warn({ err: err.message }, 'media engine error'));
   }

@@ -8,6 +8,11 @@
 // silence (we do not synthesise noise: the other parties keep talking, and G.711 peers without CN
 // hear the same); anything else dropped and counted.
 //
+// Commands from the main thread arrive as port messages; besides the event loop's own delivery,
+// they are taken synchronously after every tick and from the receive path at least every
+// millisecond, so a call's endpoint allocation waits about a millisecond, not for a whole turn of
+// a loop busy with hundreds of sockets.
+//
 // Clock: tick n is due at t0 + 20n (performance.now()); each tick is scheduled against that due
 // time with setTimeout (setImmediate when already due), so lateness never accumulates (no drift).
 // A tick that runs late still produces exactly one 20 ms frame per endpoint; ticks that fall
@@ -31,7 +36,7 @@ import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ALAW_DECODE, ALAW_ENCODE, SILENCE_BYTE, ULAW_DECODE, ULAW_ENCODE, encodeInto } from './g711.js';
 import { parseRtpInto, newRtpPacket, writeRtpHeader, isRtcpPacket } from './rtp.js';
 import { buildSenderReport, buildReceiverReport, buildBye, dlsrFromMs, lsrFromNtpMs, parseRtcp, ReceptionStats, type ReportBlock } from './rtcp.js';
@@ -282,6 +287,13 @@ let lastTickEnd = 0;
 const PUMP_LATE_MS = 2;
 /** …and at least this long after the previous tick ended. */
 const PUMP_GAP_MS = 8;
+/**
+ * Commands from the main thread are also taken synchronously (receiveMessageOnPort) after each
+ * tick and from the receive path at most this often: under load one turn of the event loop
+ * handles hundreds of sockets, and a call's endpoint allocation must not wait for all of them.
+ */
+const COMMAND_POLL_MS = 1;
+let lastCommandPoll = 0;
 
 /** Arms the timer for the next due tick (setImmediate when it is already due). */
 function scheduleTick(): void {
@@ -330,6 +342,17 @@ function pump(now: number): void {
   const work = lastTickEnd - now;
   ctr.sumWork += work;
   if (work > ctr.maxWork) ctr.maxWork = work;
+  pollCommands(lastTickEnd);
+}
+
+/** Handles the commands waiting in the port now, between two packets or after a tick. */
+function pollCommands(now: number): void {
+  lastCommandPoll = now;
+  for (;;) {
+    const m = receiveMessageOnPort(port!);
+    if (m === undefined) return;
+    onCommands(m.message as Command | Command[]);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,6 +552,7 @@ function onRtpMessage(ep: Endpoint, msg: Buffer, rinfo: RemoteInfo): void {
   // leave at least PUMP_GAP_MS of I/O (and control messages) between ticks, so an overloaded
   // worker alternates ticks and input instead of ticking inside every packet callback.
   if (now >= nextDue + PUMP_LATE_MS && now - lastTickEnd >= PUMP_GAP_MS) pump(now);
+  else if (now - lastCommandPoll >= COMMAND_POLL_MS) pollCommands(now);
   if (ep.closed) return;
   if (isRtcpPacket(msg)) {
     onRtcpMessage(ep, msg, rinfo, true);
@@ -872,10 +896,12 @@ async function stop(req: number): Promise<void> {
   post({ op: 'stopped', req });
 }
 
-port.on('message', (msg: Command | Command[]) => {
+function onCommands(msg: Command | Command[]): void {
   if (Array.isArray(msg)) for (const cmd of msg) handle(cmd);
   else handle(msg);
-});
+}
+
+port.on('message', onCommands);
 
 function handle(cmd: Command): void {
   try {
