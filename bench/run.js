@@ -41,6 +41,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchConfigInput, CLI, liveDirs, ROOT, startDaemon, startDaemonTimed, stopDaemon, tempDir, writeConfig } from './lib/bridge.js';
 import { summariseProfile } from './lib/cpuprofile.js';
+import { tcpdumpCapture } from './lib/capture.js';
 import { pairAcrossBridge, readPcap, stats } from './lib/pcap.js';
 import { counterDelta, cpuSeconds, freeUdpPorts, systemCpu, udpCounters, udpSocketDrops, installExitHooks, procStatusMb, sleep, spawnTracked, stopChild, which } from './lib/procs.js';
 import { machineInfo, sourceInfo } from './lib/about.js';
@@ -299,34 +300,6 @@ function ensureTcpdump() {
   }
   return which('tcpdump') !== null;
 }
-
-const tcpdumpCapture = {
-  async start({ bridgePort, dir }) {
-    const file = join(dir, 'latency.pcap');
-    const filter = `udp and port ${bridgePort}`;
-    for (const precision of [['--time-stamp-precision=nano'], []]) {
-      const child = spawnTracked('tcpdump', 'tcpdump', ['-i', 'lo', '-n', '-B', '32768', ...precision, '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (s) => { stderr += s; });
-      const ready = await Promise.race([
-        new Promise((res) => { const check = () => (/listening on/.test(stderr) ? res(true) : setTimeout(check, 10)); check(); }),
-        child.exited.then(() => false),
-        sleep(5000).then(() => false),
-      ]);
-      if (ready) return { child, file, stderr: () => stderr, filter };
-      await stopChild(child, 'SIGKILL');
-      if (!precision.length) throw new Error(`tcpdump did not start: ${stderr.trim()}`);
-    }
-    throw new Error('unreachable');
-  },
-  async stop(cap) {
-    await sleep(200); // last packets
-    await stopChild(cap.child, 'SIGINT', 3000); // SIGINT: tcpdump flushes the file and prints its counts
-    const dropped = /(\d+) packets dropped by kernel/.exec(cap.stderr())?.[1];
-    const captured = /(\d+) packets captured/.exec(cap.stderr())?.[1];
-    return { file: cap.file, filter: cap.filter, captured: captured ? Number(captured) : null, droppedByKernel: dropped ? Number(dropped) : null };
-  },
-};
 
 /** GC pauses from a --trace-gc log: count, total and the largest, per kind. */
 function gcPauses(text) {

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { benchConfigInput, CLI, ROOT, startDaemon, stopDaemon, tempDir, writeConfig, liveDirs } from './bridge.js';
+import { tcpdumpCapture } from './capture.js';
 import { pairAcrossBridge, readPcap, stats } from './pcap.js';
 import { cpuSeconds, freeUdpPorts, sleep, spawnTracked, stopChild, systemCpu, udpSocketDrops, waitFor, which } from './procs.js';
 import { SIPP_BIN, readStatRows, sippListening, startSipp, summariseUac, summariseUas } from './sipp.js';
@@ -41,33 +42,6 @@ const WARMUP_MS = 3000;
 const PHONE_SOCKETS = 4;
 const LATE_MS = 20;
 
-const tcpdumpCapture = {
-  async start({ bridgePort, dir }) {
-    const file = join(dir, 'latency.pcap');
-    const filter = `udp and port ${bridgePort}`;
-    for (const precision of [['--time-stamp-precision=nano'], []]) {
-      const child = spawnTracked('tcpdump', 'tcpdump', ['-i', 'lo', '-n', '-B', '32768', ...precision, '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (s) => { stderr += s; });
-      const ready = await Promise.race([
-        new Promise((res) => { const check = () => (/listening on/.test(stderr) ? res(true) : setTimeout(check, 10)); check(); }),
-        child.exited.then(() => false),
-        sleep(5000).then(() => false),
-      ]);
-      if (ready) return { child, file, stderr: () => stderr, filter };
-      await stopChild(child, 'SIGKILL');
-      if (!precision.length) throw new Error(`tcpdump did not start: ${stderr.trim()}`);
-    }
-    throw new Error('unreachable');
-  },
-  async stop(cap) {
-    await sleep(200); // last packets
-    await stopChild(cap.child, 'SIGINT', 3000); // SIGINT: tcpdump flushes the file and prints its counts
-    const dropped = /(\d+) packets dropped by kernel/.exec(cap.stderr())?.[1];
-    const captured = /(\d+) packets captured/.exec(cap.stderr())?.[1];
-    return { captured: captured ? Number(captured) : null, droppedByKernel: dropped ? Number(dropped) : null };
-  },
-};
 
 /** GC pauses from a --trace-gc log: count, total and the largest, per kind. */
 function gcPauses(text) {
