@@ -42,6 +42,7 @@ import { performance } from 'node:perf_hooks';
 import { benchConfigInput, CLI, liveDirs, ROOT, startDaemon, startDaemonTimed, stopDaemon, tempDir, writeConfig } from './lib/bridge.js';
 import { summariseProfile } from './lib/cpuprofile.js';
 import { tcpdumpCapture } from './lib/capture.js';
+import { gcPauses } from './lib/gc.js';
 import { pairAcrossBridge, readPcap, stats } from './lib/pcap.js';
 import { counterDelta, cpuSeconds, freeUdpPorts, systemCpu, udpCounters, udpSocketDrops, installExitHooks, procStatusMb, sleep, spawnTracked, stopChild, which } from './lib/procs.js';
 import { machineInfo, sourceInfo } from './lib/about.js';
@@ -75,7 +76,6 @@ const results = {
   profile: null,
   errors: [],
 };
-
 
 
 const log = (s = '') => process.stdout.write(`${s}\n`);
@@ -299,20 +299,6 @@ function ensureTcpdump() {
     } catch { /* reported below */ }
   }
   return which('tcpdump') !== null;
-}
-
-/** GC pauses from a --trace-gc log: count, total and the largest, per kind. */
-function gcPauses(text) {
-  const kinds = {};
-  for (const m of text.matchAll(/ms: (Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Sweep|Mark-sweep)\b[^,]*, ([\d.]+) \/ [\d.]+ ms/g)) {
-    const k = (kinds[m[1]] ??= { count: 0, totalMs: 0, maxMs: 0, atLeast1ms: 0 });
-    const ms = Number(m[2]);
-    k.count++;
-    k.totalMs += ms;
-    k.maxMs = Math.max(k.maxMs, ms);
-    if (ms >= 1) k.atLeast1ms++;
-  }
-  return kinds;
 }
 
 async function benchLatency() {

@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { benchConfigInput, CLI, ROOT, startDaemon, stopDaemon, tempDir, writeConfig, liveDirs } from './bridge.js';
 import { tcpdumpCapture } from './capture.js';
+import { gcPauses } from './gc.js';
 import { pairAcrossBridge, readPcap, stats } from './pcap.js';
 import { cpuSeconds, freeUdpPorts, sleep, spawnTracked, stopChild, systemCpu, udpSocketDrops, waitFor, which } from './procs.js';
 import { SIPP_BIN, readStatRows, sippListening, startSipp, summariseUac, summariseUas } from './sipp.js';
@@ -42,20 +43,6 @@ const WARMUP_MS = 3000;
 const PHONE_SOCKETS = 4;
 const LATE_MS = 20;
 
-
-/** GC pauses from a --trace-gc log: count, total and the largest, per kind. */
-function gcPauses(text) {
-  const kinds = {};
-  for (const m of text.matchAll(/ms: (Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Sweep|Mark-sweep)\b[^,]*, ([\d.]+) \/ [\d.]+ ms/g)) {
-    const k = (kinds[m[1]] ??= { count: 0, totalMs: 0, maxMs: 0, atLeast1ms: 0 });
-    const ms = Number(m[2]);
-    k.count++;
-    k.totalMs += ms;
-    k.maxMs = Math.max(k.maxMs, ms);
-    if (ms >= 1) k.atLeast1ms++;
-  }
-  return kinds;
-}
 
 /** CPU ticks of every thread of `pid`. */
 function threadTicks(pid) {
