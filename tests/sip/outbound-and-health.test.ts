@@ -17,15 +17,17 @@ type Attempt = BridgeEvents['conference.attempt'];
 async function callWithConference(t: Tap.Test, bridgeOpts: Parameters<typeof startTestBridge>[1], start: Parameters<typeof startTestBridge>[2] = {}) {
   const ct = startSipp(t, { scenario: 'calltaker-info-trigger.xml', keys: { pause_ms: 200 } });
   await ct.ready;
-  const { bridge } = await startTestBridge(t, { callTakerTarget: `sip:1001@127.0.0.1:${ct.port}`, conference: { interDigitMs: 150 }, ...bridgeOpts }, start);
+  // The inter-digit timeout must outlast SIPp's gap between the two INFO digits on a loaded
+  // machine: a '*' timed out alone is no feature code, and no conference-in would start.
+  const { bridge } = await startTestBridge(t, { callTakerTarget: `sip:1001@127.0.0.1:${ct.port}`, conference: { interDigitMs: 1000 }, ...bridgeOpts }, start);
   const attempts: Attempt[] = [];
   bridge.bus.on('conference.attempt', (e) => attempts.push(e));
-  const trunk = runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, keys: { hold_ms: 3500 }, timeoutS: 20 });
+  const trunk = runSipp(t, { scenario: 'trunk-call.xml', remote: `127.0.0.1:${bridge.port('udp')}`, keys: { hold_ms: 6000 }, timeoutS: 25 });
   return { bridge, attempts, trunk, ct };
 }
 
 t.test('a region host name with two SRV targets: the dead one fails over inside one attempt', async (t) => {
-  const amk = startSipp(t, { scenario: 'region-answer.xml' });
+  const amk = startSipp(t, { scenario: 'region-answer.xml', timeoutS: 30 });
   await amk.ready;
   const dead = await freePort('udp');
   const dns = await startDnsServer([
@@ -44,7 +46,7 @@ t.test('a region host name with two SRV targets: the dead one fails over inside 
 });
 
 t.test('an outbound proxy (Kamailio) carries the region leg', async (t) => {
-  const amk = startSipp(t, { scenario: 'region-answer.xml' });
+  const amk = startSipp(t, { scenario: 'region-answer.xml', timeoutS: 30 });
   await amk.ready;
   const proxyPort = await freePort('udp');
   await startKamailio(t, 'proxy.cfg.tpl', { PROXY_PORT: proxyPort });
