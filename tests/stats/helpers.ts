@@ -72,21 +72,12 @@ export interface RequestPlan {
   noContact: boolean;
 }
 
-/** The figures the statistics must show, per home region and in total. */
-export interface Expected {
-  callsSeen: number;
-  requests: number;
-  attempts: { total: number; byOutcome: Record<string, number> };
-  answered: { attempt1: number; attempt2: number; buffer: number; overflow: number };
-  noContactMessages: number;
-  noContactShareOfCalls: number | null;
-  noContactShareOfRequests: number | null;
-  overflowContacts: Record<string, number>;
-  aborts: number;
-  lostRequests: number;
-  running: number;
-  recontacts: number;
-  /** The SIPp answer delays of the answered attempts (lower bounds of the answer times). */
+/**
+ * The figures the statistics must show, per home region and in total: the counted part of
+ * RegionStats, plus the SIPp answer delays of the answered attempts (lower bounds of the
+ * answer times) in place of the percentiles.
+ */
+export interface Expected extends Omit<RegionStats, 'answerTimeMs' | 'timeToContactMs'> {
   answerDelays: number[];
 }
 
